@@ -1,0 +1,1 @@
+"""Jambo: a customer-management microservice."""

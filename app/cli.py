@@ -1,0 +1,141 @@
+"""The `jambo` command: serve, migrate, tokens, API clients and fake data."""
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from app.config import get_settings
+from app.db import resolve_database_url
+
+app = typer.Typer(help="Jambo customer-management service.", no_args_is_help=True)
+clients_app = typer.Typer(help="API clients for the client-credentials grant.", no_args_is_help=True)
+app.add_typer(clients_app, name="clients")
+console = Console(stderr=True)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def migrate_to_head(database_url: str | None = None) -> None:
+    """Apply every Alembic migration (the embedded server is started when needed)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config.attributes["database_url"] = database_url or resolve_database_url(get_settings())
+    config.attributes["configure_logging"] = False
+    command.upgrade(config, "head")
+
+
+@app.command()
+def migrate() -> None:
+    """Upgrade the database schema to the newest migration."""
+    migrate_to_head()
+    console.print("[green]database at head[/green]")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
+    migrate_first: Annotated[
+        bool, typer.Option("--migrate/--no-migrate", help="Apply migrations before serving")
+    ] = os.environ.get("RUN_MIGRATIONS", "1") == "1",
+    print_token: Annotated[bool, typer.Option(help="Print a staff token to try the API")] = False,
+) -> None:
+    """Serve the API with uvicorn (embedded PostgreSQL when DATABASE_URL is unset)."""
+    import uvicorn
+
+    settings = get_settings()
+    resolve_database_url(settings)  # exports DATABASE_URL so every worker shares the database
+    if migrate_first:
+        migrate_to_head()
+    if print_token:
+        from app.security import STAFF_SCOPES, mint_token
+
+        token = mint_token(settings, "cli-staff", "staff", STAFF_SCOPES, 12 * 3600)
+        console.print(
+            f"\n[bold]Jambo[/bold] on http://{host}:{port}  (docs: http://{host}:{port}/docs)\n"
+            f"Staff token (12 h, all scopes):\n{token}\n\n"
+            f"Try: curl -H 'Authorization: Bearer {token[:12]}…' http://{host}:{port}/api/customers\n"
+        )
+        print(token, flush=True)
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+        root_path=settings.root_path,
+        timeout_graceful_shutdown=20,
+        log_config=None,
+        access_log=False,
+    )
+
+
+@app.command()
+def token(
+    staff: Annotated[bool, typer.Option("--staff", help="A staff token")] = False,
+    customer: Annotated[str | None, typer.Option("--customer", help="A customer's ULID")] = None,
+    scope: Annotated[str | None, typer.Option(help="Space-separated staff scopes")] = None,
+    ttl: Annotated[int, typer.Option(help="Lifetime in seconds")] = 3600,
+    sub: Annotated[str, typer.Option(help="Subject of a staff token")] = "cli-staff",
+) -> None:
+    """Print a signed access token."""
+    from app.security import STAFF_SCOPES, mint_token
+
+    settings = get_settings()
+    if staff == bool(customer):
+        raise typer.BadParameter("give exactly one of --staff or --customer ULID")
+    if customer:
+        print(mint_token(settings, customer.upper(), "customer", (), ttl))
+    else:
+        scopes = scope.split() if scope else list(STAFF_SCOPES)
+        print(mint_token(settings, sub, "staff", scopes, ttl))
+
+
+@clients_app.command("create")
+def clients_create(
+    name: Annotated[str, typer.Argument(help="A name for the client")],
+    scope: Annotated[str, typer.Option(help="Space-separated scopes")] = "customers:read",
+) -> None:
+    """Register an API client and print its id and secret (shown only this once)."""
+    from app.auth.service import AuthService
+
+    async def run() -> tuple[str, str]:
+        from app.database import Database
+        from app.db import make_engine
+        from app.mail import make_mailer
+
+        settings = get_settings()
+        engine = make_engine(resolve_database_url(settings), settings)
+        try:
+            service = AuthService(Database(engine), settings, make_mailer(settings))
+            return await service.create_client(name, scope.split())
+        finally:
+            await engine.dispose()
+
+    client_id, secret = asyncio.run(run())
+    print(f"client_id={client_id}\nclient_secret={secret}")
+
+
+@app.command()
+def seed(
+    customers: Annotated[int, typer.Option(help="How many fake customers")] = 1000,
+    loyalty: Annotated[int, typer.Option(help="How many fake loyalty members")] = 0,
+    batch: Annotated[int, typer.Option(help="Rows per COPY batch")] = 50_000,
+) -> None:
+    """Insert realistic fake customers and loyalty members (COPY in batches)."""
+    from app.seed import seed_database
+
+    asyncio.run(seed_database(resolve_database_url(get_settings()), customers, loyalty, batch))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,179 @@
+"""One mechanism for every contract to render its errors in its own format.
+
+A router is built with `route_class=contract_route(render)`: every exception raised while
+handling one of its requests (validation, domain errors, auth, oversized bodies, bugs) is
+turned into a Problem and handed to that contract's `render`. Requests that match no route
+(404/405) are rendered by the contract that owns the path prefix (`renderer_for_path`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app import errors
+
+log = logging.getLogger("jambo.errors")
+
+NON_FIELD = "non_field_errors"
+
+_DEFAULT_MESSAGES = {
+    400: "Bad request.",
+    401: "Authentication credentials were not provided.",
+    403: "You do not have permission to perform this action.",
+    404: "Not found.",
+    405: "Method not allowed.",
+    409: "Conflict.",
+    412: "Precondition failed.",
+    413: "Request body is too large.",
+    415: "Unsupported media type.",
+    500: "An internal server error has occurred processing your request.",
+    503: "Service temporarily unavailable.",
+}
+
+
+@dataclass
+class Problem:
+    """A contract-neutral error: status, a message, optional per-field messages."""
+
+    status: int
+    message: str
+    fields: dict[str, list[str]] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    exc: Exception | None = None
+
+    @property
+    def all_messages(self) -> list[str]:
+        """Every field message prefixed with its field, or the message alone."""
+        if not self.fields:
+            return [self.message]
+        return [msg if f == NON_FIELD else f"{f}: {msg}" for f, msgs in self.fields.items() for msg in msgs]
+
+
+Renderer = Callable[[Request, Problem], Response]
+
+
+def _pydantic_message(err: dict[str, Any]) -> str:
+    kind = err.get("type", "")
+    ctx = err.get("ctx") or {}
+    if kind == "missing":
+        return "This field is required."
+    if kind == "string_too_long":
+        return f"Ensure this field has no more than {ctx.get('max_length')} characters."
+    if kind == "json_invalid":
+        return "JSON parse error: the request body is not valid JSON."
+    if kind in ("string_type", "str_type"):
+        return "Not a valid string."
+    return str(err.get("msg", "Invalid value."))
+
+
+def validation_fields(exc: RequestValidationError) -> dict[str, list[str]]:
+    """Field → messages from FastAPI's validation error (its `loc` names the field)."""
+    out: dict[str, list[str]] = {}
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body",)]
+        if err.get("type") == "json_invalid" or not loc:
+            name = NON_FIELD
+        elif loc[0] in ("query", "path", "header"):
+            name = loc[-1]
+        else:
+            name = ".".join(p for p in loc if not p.isdigit()) or NON_FIELD
+        out.setdefault(name, []).append(_pydantic_message(err))
+    return out
+
+
+def problem_from(exc: Exception) -> Problem:
+    """Translate any exception into a Problem (500 for the unexpected)."""
+    match exc:
+        case RequestValidationError():
+            return Problem(400, "Invalid request.", validation_fields(exc), exc=exc)
+        case errors.Invalid():
+            return Problem(400, "Invalid request.", exc.errors, exc=exc)
+        case errors.Unauthenticated():
+            value = 'Bearer error="invalid_token"' if exc.invalid_token else "Bearer"
+            return Problem(401, exc.message or _DEFAULT_MESSAGES[401],
+                           headers={"WWW-Authenticate": value}, exc=exc)
+        case errors.Forbidden():
+            return Problem(403, exc.message or _DEFAULT_MESSAGES[403], exc=exc)
+        case errors.NotFound():
+            return Problem(404, exc.message or _DEFAULT_MESSAGES[404], exc=exc)
+        case errors.Conflict():
+            fields = {exc.field: [exc.message]} if exc.field else {}
+            return Problem(409, exc.message, fields, exc=exc)
+        case errors.PreconditionFailed():
+            return Problem(412, exc.message or _DEFAULT_MESSAGES[412], exc=exc)
+        case errors.PayloadTooLarge():
+            return Problem(413, exc.message or _DEFAULT_MESSAGES[413], exc=exc)
+        case errors.Unavailable():
+            return Problem(503, exc.message or _DEFAULT_MESSAGES[503],
+                           headers={"Retry-After": "5"}, exc=exc)
+        case StarletteHTTPException():
+            detail = exc.detail if isinstance(exc.detail, str) else None
+            message = _DEFAULT_MESSAGES.get(exc.status_code) or detail or "Error."
+            return Problem(exc.status_code, message, headers=dict(exc.headers or {}), exc=exc)
+    return Problem(500, _DEFAULT_MESSAGES[500], exc=exc)
+
+
+def render_problem(request: Request, exc: Exception, render: Renderer) -> Response:
+    """Build the contract's response for an exception; log the unexpected ones."""
+    problem = problem_from(exc)
+    if problem.status >= 500 and problem.status != 503:
+        log.error(
+            "unhandled error",
+            exc_info=exc,
+            extra={"request_id": getattr(request.state, "request_id", None)},
+        )
+    response = render(request, problem)
+    response.headers.update(problem.headers)
+    return response
+
+
+async def _read_limited(request: Request, limit: int) -> None:
+    """Read the body once, refusing more than `limit` bytes even without Content-Length."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise errors.PayloadTooLarge(f"Request body is larger than {limit} bytes.")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise errors.PayloadTooLarge(f"Request body is larger than {limit} bytes.")
+        chunks.append(chunk)
+    request._body = b"".join(chunks)  # Starlette serves later .body()/.json() from this
+
+
+def contract_route(render: Renderer) -> type[APIRoute]:
+    """An APIRoute class whose errors are rendered by `render`."""
+
+    class ContractRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+            handler = super().get_route_handler()
+
+            async def handle(request: Request) -> Response:
+                try:
+                    if request.method in ("POST", "PUT", "PATCH", "DELETE"):
+                        await _read_limited(request, request.app.state.settings.max_body_bytes)
+                    return await handler(request)
+                except Exception as exc:  # noqa: BLE001 - every error gets the contract's shape
+                    return render_problem(request, exc, render)
+
+            return handle
+
+    return ContractRoute
+
+
+def renderer_for_path(path: str, table: list[tuple[str, Renderer]]) -> Renderer | None:
+    """The renderer of the longest prefix in `table` that `path` starts with."""
+    best: tuple[str, Renderer] | None = None
+    for prefix, render in table:
+        if path.startswith(prefix) and (best is None or len(prefix) > len(best[0])):
+            best = (prefix, render)
+    return best[1] if best else None

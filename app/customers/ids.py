@@ -1,0 +1,26 @@
+"""Customer ids: ULIDs stored as uuid, rendered as 26-character Crockford strings."""
+
+import re
+import uuid
+
+from ulid import ULID
+
+ULID_PATTERN = r"^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$"
+_ULID_RE = re.compile(ULID_PATTERN)
+
+
+def new_id() -> uuid.UUID:
+    """A fresh, time-sortable id."""
+    return ULID().to_uuid()
+
+
+def parse_ulid(text: str) -> uuid.UUID | None:
+    """The uuid of a ULID string, or None when it is not one."""
+    if not _ULID_RE.match(text):
+        return None
+    return ULID.from_str(text.upper()).to_uuid()
+
+
+def render_ulid(value: uuid.UUID) -> str:
+    """The 26-character string of a stored id."""
+    return str(ULID.from_bytes(value.bytes))

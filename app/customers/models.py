@@ -1,0 +1,46 @@
+"""The customer table."""
+
+import datetime as dt
+import uuid
+
+from sqlalchemy import Date, DateTime, Index, Integer, String, func, text
+from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base
+
+
+class Customer(Base):
+    """A customer: the one record every contract reads and writes."""
+
+    __tablename__ = "customers"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    first_name: Mapped[str] = mapped_column(String(100))
+    middle_name: Mapped[str | None] = mapped_column(String(100))
+    last_name: Mapped[str] = mapped_column(String(100))
+    email: Mapped[str | None] = mapped_column(String(254))
+    phone_number: Mapped[str | None] = mapped_column(String(20))
+    nationality: Mapped[str | None] = mapped_column(String(2))
+    dob: Mapped[dt.date | None] = mapped_column(Date)
+    gender: Mapped[str | None] = mapped_column(String(30))
+    passport_number: Mapped[str | None] = mapped_column(String(50))
+    national_id_number: Mapped[str | None] = mapped_column(String(50))
+    language: Mapped[str] = mapped_column(String(10), server_default="en")
+    address_line1: Mapped[str | None] = mapped_column(String(200))
+    address_line2: Mapped[str | None] = mapped_column(String(200))
+    address_city: Mapped[str | None] = mapped_column(String(100))
+    address_state: Mapped[str | None] = mapped_column(String(100))
+    address_post_code: Mapped[str | None] = mapped_column(String(20))
+    address_country: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+
+    __table_args__ = (
+        Index("uq_customers_lower_email", func.lower(email), unique=True),
+        Index("ix_customers_lower_first_name", func.lower(first_name), "id"),
+        Index("ix_customers_lower_last_name", func.lower(last_name), "id"),
+        Index("ix_customers_updated_at", "updated_at"),
+        Index("ix_customers_address_post_code", "address_post_code"),
+    )

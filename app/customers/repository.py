@@ -1,0 +1,97 @@
+"""Every customer query."""
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.customers.models import Customer
+from app.customers.schemas import CustomerRecord
+from app.errors import Conflict
+
+T = Customer.__table__
+COLUMNS = [T.c[name] for name in CustomerRecord.__slots__]
+
+
+def _is_email_clash(exc: IntegrityError) -> bool:
+    return "uq_customers_lower_email" in str(exc.orig)
+
+
+async def get(conn: AsyncConnection, customer_id: uuid.UUID) -> CustomerRecord | None:
+    """One customer by id."""
+    row = (await conn.execute(select(*COLUMNS).where(T.c.id == customer_id))).first()
+    return CustomerRecord.from_row(row) if row else None
+
+
+async def exists(conn: AsyncConnection, customer_id: uuid.UUID) -> bool:
+    """Whether the id names a customer."""
+    return (await conn.execute(select(T.c.id).where(T.c.id == customer_id))).first() is not None
+
+
+async def find_by_email(conn: AsyncConnection, email: str) -> CustomerRecord | None:
+    """The customer whose e-mail matches, ignoring case."""
+    row = (
+        await conn.execute(select(*COLUMNS).where(func.lower(T.c.email) == email.lower()))
+    ).first()
+    return CustomerRecord.from_row(row) if row else None
+
+
+async def insert_one(conn: AsyncConnection, values: dict[str, Any]) -> CustomerRecord:
+    """Insert a customer; a taken e-mail raises Conflict."""
+    try:
+        row = (await conn.execute(insert(T).values(**values).returning(*COLUMNS))).one()
+    except IntegrityError as exc:
+        if _is_email_clash(exc):
+            raise Conflict("A customer with this email already exists.", field="email") from exc
+        raise
+    return CustomerRecord.from_row(row)
+
+
+async def update_one(
+    conn: AsyncConnection,
+    customer_id: uuid.UUID,
+    values: dict[str, Any],
+    expected_version: int | None = None,
+) -> CustomerRecord | None:
+    """Apply changes, bump the version; None when the id (or expected version) does not match."""
+    condition: ColumnElement[bool] = T.c.id == customer_id
+    if expected_version is not None:
+        condition = condition & (T.c.version == expected_version)
+    stmt = (
+        update(T)
+        .where(condition)
+        .values(**values, version=T.c.version + 1, updated_at=func.now())
+        .returning(*COLUMNS)
+    )
+    try:
+        row = (await conn.execute(stmt)).first()
+    except IntegrityError as exc:
+        if _is_email_clash(exc):
+            raise Conflict("A customer with this email already exists.", field="email") from exc
+        raise
+    return CustomerRecord.from_row(row) if row else None
+
+
+async def delete_one(
+    conn: AsyncConnection, customer_id: uuid.UUID, expected_version: int | None = None
+) -> bool:
+    """Delete a customer (the foreign keys cascade to every row of theirs)."""
+    condition: ColumnElement[bool] = T.c.id == customer_id
+    if expected_version is not None:
+        condition = condition & (T.c.version == expected_version)
+    result = await conn.execute(delete(T).where(condition).returning(T.c.id))
+    return result.first() is not None
+
+
+async def page_in_creation_order(
+    conn: AsyncConnection, offset: int, limit: int
+) -> tuple[int, Sequence[CustomerRecord]]:
+    """Total count and one page ordered by id (ULIDs sort by creation time)."""
+    total = (await conn.execute(select(func.count()).select_from(T))).scalar_one()
+    rows = (
+        await conn.execute(select(*COLUMNS).order_by(T.c.id).offset(offset).limit(limit))
+    ).all()
+    return total, [CustomerRecord.from_row(r) for r in rows]

@@ -1,0 +1,73 @@
+"""Customer use cases: rules and transactions. Contracts call these and nothing below."""
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from app.config import Settings
+from app.customers import repository as repo
+from app.customers.ids import new_id
+from app.customers.rules import clean_changes
+from app.customers.schemas import CustomerRecord
+from app.database import Database
+from app.errors import NotFound, PreconditionFailed
+from app.privacy import audit
+
+
+class CustomerService:
+    """Create, read, change and delete customers in one store."""
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+
+    async def get(self, customer_id: uuid.UUID) -> CustomerRecord:
+        """One customer, or NotFound."""
+        async with self.db.read() as conn:
+            record = await repo.get(conn, customer_id)
+        if record is None:
+            raise NotFound("Customer not found.")
+        return record
+
+    async def exists(self, customer_id: uuid.UUID) -> bool:
+        """Whether the customer exists."""
+        async with self.db.read() as conn:
+            return await repo.exists(conn, customer_id)
+
+    async def create(self, raw: Mapping[str, Any]) -> CustomerRecord:
+        """Validate and insert a new customer."""
+        values = clean_changes(raw, self.settings, creating=True)
+        async with self.db.transaction() as conn:
+            return await repo.insert_one(conn, {"id": new_id(), **values})
+
+    async def update(
+        self,
+        customer_id: uuid.UUID,
+        raw: Mapping[str, Any],
+        expected_version: int | None = None,
+    ) -> CustomerRecord:
+        """Validate and apply changes; a stale expected version raises PreconditionFailed."""
+        values = clean_changes(raw, self.settings)
+        async with self.db.transaction() as conn:
+            record = await repo.update_one(conn, customer_id, values, expected_version)
+            if record is None:
+                if expected_version is not None and await repo.exists(conn, customer_id):
+                    raise PreconditionFailed("The customer was changed by someone else.")
+                raise NotFound("Customer not found.")
+            return record
+
+    async def delete(
+        self, customer_id: uuid.UUID, actor: str, expected_version: int | None = None
+    ) -> None:
+        """Delete the customer and every row of their data; leave an audit line."""
+        async with self.db.transaction() as conn:
+            if not await repo.delete_one(conn, customer_id, expected_version):
+                if expected_version is not None and await repo.exists(conn, customer_id):
+                    raise PreconditionFailed("The customer was changed by someone else.")
+                raise NotFound("Customer not found.")
+            await audit.record(conn, "customer.deleted", customer_id, actor)
+
+    async def page(self, offset: int, limit: int) -> tuple[int, Sequence[CustomerRecord]]:
+        """Customers in creation order, with the total count."""
+        async with self.db.read() as conn:
+            return await repo.page_in_creation_order(conn, offset, limit)

@@ -1,0 +1,114 @@
+"""The one place that validates an e-mail, a phone number, a country, a date of birth."""
+
+import datetime as dt
+import re
+from functools import lru_cache
+
+import phonenumbers
+import pycountry
+from email_validator import EmailNotValidError, validate_email
+
+MIN_DOB = dt.date(1900, 1, 1)
+NAME_MAX = 100
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+class FieldError(ValueError):
+    """A value failed one rule; the message is fit to show to a client."""
+
+
+def clean_text(value: object, *, max_length: int, required: bool = False) -> str | None:
+    """Strip a string, refuse control characters (PostgreSQL rejects NUL) and overlong input."""
+    if value is None:
+        if required:
+            raise FieldError("This field is required.")
+        return None
+    if not isinstance(value, str):
+        raise FieldError("Not a valid string.")
+    value = value.strip()
+    if _CONTROL.search(value):
+        raise FieldError("Control characters are not allowed.")
+    if not value:
+        if required:
+            raise FieldError("This field may not be blank.")
+        return None
+    if len(value) > max_length:
+        raise FieldError(f"Ensure this field has no more than {max_length} characters.")
+    return value
+
+
+def normalize_email(value: str) -> str:
+    """Check the syntax (no DNS look-up) and return the normalised address."""
+    try:
+        return validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise FieldError("Enter a valid email address.") from exc
+
+
+def normalize_phone(value: str, region: str) -> str:
+    """Parse a phone number (national numbers in `region`) and render it in E.164."""
+    try:
+        number = phonenumbers.parse(value, region)
+    except phonenumbers.NumberParseException as exc:
+        raise FieldError("Enter a valid phone number.") from exc
+    if not phonenumbers.is_valid_number(number):
+        raise FieldError("Enter a valid phone number.")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+@lru_cache(maxsize=4096)
+def country_code(value: str) -> str:
+    """Alpha-2 code for an alpha-2 or alpha-3 code or an English country name."""
+    text = value.strip()
+    country = None
+    if len(text) == 2:
+        country = pycountry.countries.get(alpha_2=text.upper())
+    elif len(text) == 3:
+        country = pycountry.countries.get(alpha_3=text.upper())
+    if country is None:
+        try:
+            country = pycountry.countries.lookup(text)
+        except LookupError:
+            country = None
+    if country is None:
+        raise FieldError("Enter a valid country: an ISO 3166-1 code or English name.")
+    return str(country.alpha_2)
+
+
+@lru_cache(maxsize=512)
+def country_name(code: str | None) -> str | None:
+    """The English (common, where there is one) name of an alpha-2 code."""
+    if not code:
+        return None
+    country = pycountry.countries.get(alpha_2=code)
+    if country is None:
+        return code
+    return str(getattr(country, "common_name", None) or country.name)
+
+
+def parse_dob(value: object, today: dt.date | None = None) -> dt.date:
+    """A date of birth: ISO `YYYY-MM-DD`, not in the future, not before 1900-01-01."""
+    if isinstance(value, dt.datetime):
+        raise FieldError("Enter a valid date in the format YYYY-MM-DD.")
+    if isinstance(value, dt.date):
+        day = value
+    elif isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+        try:
+            day = dt.date.fromisoformat(value.strip())
+        except ValueError as exc:
+            raise FieldError("Enter a valid date in the format YYYY-MM-DD.") from exc
+    else:
+        raise FieldError("Enter a valid date in the format YYYY-MM-DD.")
+    if day > (today or dt.date.today()):
+        raise FieldError("Date of birth cannot be in the future.")
+    if day < MIN_DOB:
+        raise FieldError("Date of birth cannot be before 1900-01-01.")
+    return day
+
+
+def check_language(value: str, supported: list[str]) -> str:
+    """A language code from the supported list (case-insensitive)."""
+    code = value.strip().lower()
+    if code not in supported:
+        raise FieldError(f"Unsupported language; choose one of: {', '.join(supported)}.")
+    return code

@@ -1,0 +1,60 @@
+"""Declarative base, engine construction and the embedded PostgreSQL fallback."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+
+from sqlalchemy import MetaData
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.orm import DeclarativeBase
+
+from app.config import Settings
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Base of every table, with a constraint naming convention Alembic can rely on."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def embedded_database_url(data_dir: str, database: str = "jambo") -> str:
+    """Start (or reuse) the embedded PostgreSQL under `data_dir` and return an asyncpg URL."""
+    import pgserver  # imported lazily: only needed without DATABASE_URL
+
+    root = Path(data_dir).absolute()
+    root.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(root / "pg", cleanup_mode=None)
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
+    if "1 row" not in exists:
+        server.psql(f'CREATE DATABASE "{database}";')
+    return f"postgresql+asyncpg://postgres@/{database}?host={root / 'pg'}"
+
+
+def resolve_database_url(settings: Settings) -> str:
+    """DATABASE_URL when set, else the embedded server (exported so workers share it)."""
+    url = settings.database_url or os.environ.get("DATABASE_URL")
+    if not url:
+        url = embedded_database_url(settings.data_dir)
+        os.environ["DATABASE_URL"] = url
+    return url
+
+
+def make_engine(url: str, settings: Settings) -> AsyncEngine:
+    """An asyncpg engine; connections lost in a database restart are dropped from the pool."""
+    return create_async_engine(
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_recycle=1800,
+    )

@@ -1,0 +1,31 @@
+"""Small HTTP helpers shared by the contracts."""
+
+from typing import Any
+
+import orjson
+from fastapi import Request
+from fastapi.responses import Response
+
+
+class JSON(Response):
+    """A JSON response serialised with orjson (dates, decimals-as-strings done by callers)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def wants_html(request: Request) -> bool:
+    """Whether the client asked for HTML (a browser), not JSON."""
+    return "text/html" in request.headers.get("accept", "")
+
+
+def parse_int(value: str | None, default: int) -> int | None:
+    """An integer query parameter: the default when absent, None when malformed or absurd."""
+    if value is None or value == "":
+        return default
+    value = value.strip()
+    if not value.lstrip("-").isdigit() or len(value) > 9:
+        return None
+    return int(value)

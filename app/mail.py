@@ -1,0 +1,67 @@
+"""Outgoing mail: SMTP through aiosmtplib, or the log in development."""
+
+from __future__ import annotations
+
+import logging
+from email.message import EmailMessage
+from typing import Protocol
+
+import aiosmtplib
+
+from app.config import Settings
+from app.errors import Unavailable
+
+log = logging.getLogger("jambo.mail")
+
+
+class Mailer(Protocol):
+    """Sends one plain-text message."""
+
+    async def send(self, to: str, subject: str, body: str) -> None: ...
+
+
+def _message(sender: str, to: str, subject: str, body: str) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg.set_content(body)
+    return msg
+
+
+class SmtpMailer:
+    """Delivers through the configured SMTP server; failures raise Unavailable."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    async def send(self, to: str, subject: str, body: str) -> None:
+        s = self.settings
+        try:
+            await aiosmtplib.send(
+                _message(s.mail_from, to, subject, body),
+                hostname=s.smtp_host,
+                port=s.smtp_port,
+                username=s.smtp_username,
+                password=s.smtp_password.get_secret_value() if s.smtp_password else None,
+                start_tls=s.smtp_starttls,
+                timeout=s.smtp_timeout_seconds,
+            )
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            log.warning("mail delivery failed: %s", type(exc).__name__)
+            raise Unavailable("The mail server is unavailable; no link was sent.") from exc
+
+
+class LogMailer:
+    """Development only: writes the message to the log instead of sending it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    async def send(self, to: str, subject: str, body: str) -> None:
+        log.warning("SMTP_HOST is not set; mail not sent. Subject: %s\n%s", subject, body)
+
+
+def make_mailer(settings: Settings) -> Mailer:
+    """SMTP when SMTP_HOST is set, else the log."""
+    return SmtpMailer(settings) if settings.smtp_host else LogMailer(settings)

@@ -1,0 +1,107 @@
+"""The application factory: settings, lifespan, middleware, routers and error handlers."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import Response
+from fastapi_offline import FastAPIOffline
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.auth.service import AuthService
+from app.config import Settings, get_settings
+from app.contract import Renderer, render_problem, renderer_for_path
+from app.customers.service import CustomerService
+from app.database import Database
+from app.db import make_engine, resolve_database_url
+from app.http import JSON
+from app.logs import setup_logging
+from app.mail import make_mailer
+from app.middleware import RequestContextMiddleware
+from app.privacy.service import DeletionService
+from app.routers import auth, customers, health
+from app.security import TokenVerifier
+
+DESCRIPTION = """One store of customers and loyalty-programme members behind four contracts:
+**Jambo customers** (`/api/customers`, `/api/customer/…`), **Customer Management API v1**
+(`/api/v1/customers`), the **loyalty register** (`/api/v1/loyalty/`) and the **v3 self-service
+API** (`/api/v3/customer/…`). Authenticate with `Authorization: Bearer <JWT>`; get a token
+from `POST /api/auth/token`."""
+
+
+def _unmatched_renderers() -> list[tuple[str, Renderer]]:
+    """Which contract renders a 404/405 for a path no route matched."""
+    return [
+        ("/api/customers", customers.render),
+        ("/api/customer/", customers.render),
+        ("/api/auth/", auth.render),
+    ]
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Build the engine and services on start-up; dispose of the pool on shutdown."""
+    settings: Settings = app.state.settings
+    engine = make_engine(resolve_database_url(settings), settings)
+    db = Database(engine)
+    mailer = make_mailer(settings)
+    app.state.db = db
+    app.state.mailer = mailer
+    app.state.verifier = TokenVerifier(settings)
+    app.state.customers = CustomerService(db, settings)
+    app.state.deletion = DeletionService(db, settings, mailer)
+    app.state.auth = AuthService(db, settings, mailer)
+    app.state.head_revision = health.head_revision()
+    try:
+        yield
+    finally:
+        await engine.dispose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A configured application (settings from the environment unless given)."""
+    settings = settings or get_settings()
+    setup_logging(settings.log_level)
+    app = FastAPIOffline(
+        title="Jambo",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        root_path=settings.root_path,
+    )
+    app.state.settings = settings
+    renderers = _unmatched_renderers()
+
+    for module in (customers, auth, health):
+        app.include_router(module.router)
+
+    @app.get("/metrics", tags=["Operations"], summary="Prometheus metrics",
+             responses={200: {"content": {"text/plain": {}}}})
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    async def unmatched(request: Request, exc: Exception) -> Response:
+        render = renderer_for_path(request.url.path, renderers)
+        if render is None:
+            status = exc.status_code if isinstance(exc, StarletteHTTPException) else 400
+            return JSON({"detail": getattr(exc, "detail", "Bad request.")}, status_code=status,
+                        headers=getattr(exc, "headers", None))
+        return render_problem(request, exc, render)
+
+    app.add_exception_handler(StarletteHTTPException, unmatched)
+    app.add_exception_handler(RequestValidationError, unmatched)
+
+    if settings.cors_allow_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_allow_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["ETag", "Location", "Content-Location", "X-Request-ID"],
+            max_age=600,
+        )
+    app.add_middleware(RequestContextMiddleware)
+    return app

@@ -1,0 +1,8 @@
+"""Every table of the store, imported by Alembic's env.py."""
+
+from app.auth.models import ApiClient, EmailCode
+from app.customers.models import Customer
+from app.loyalty.models import LoyaltyMember
+from app.privacy.models import AuditEvent, DeletionToken
+
+__all__ = ["ApiClient", "AuditEvent", "Customer", "DeletionToken", "EmailCode", "LoyaltyMember"]

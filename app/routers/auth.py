@@ -1,0 +1,130 @@
+"""Token endpoint (RFC 6749) and customer sign-in by e-mailed code."""
+
+import base64
+import binascii
+from typing import Any
+from urllib.parse import unquote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, StrictStr
+
+from app.auth.service import AuthService, GrantError
+from app.contract import Problem, contract_route
+from app.errors import Unavailable
+from app.http import JSON
+
+EMAIL_CODE_GRANT = "urn:jambo:email-code"
+
+
+def render(request: Request, problem: Problem) -> Response:
+    """OAuth-style errors: `{"error": code, "error_description": text}`."""
+    code = {400: "invalid_request", 401: "invalid_client", 413: "invalid_request"}.get(
+        problem.status, "server_error" if problem.status >= 500 else "invalid_request"
+    )
+    return JSON(
+        {"error": code, "error_description": "; ".join(problem.all_messages)},
+        status_code=problem.status,
+    )
+
+
+router = APIRouter(tags=["Auth"], route_class=contract_route(render))
+
+
+class TokenOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"example": {
+        "access_token": "eyJhbGciOi…", "token_type": "bearer", "expires_in": 3600,
+        "scope": "customers:read customers:write",
+    }})
+    access_token: str
+    token_type: str
+    expires_in: int
+    scope: str
+
+
+class OAuthError(BaseModel):
+    error: str
+    error_description: str | None = None
+
+
+class EmailCodeIn(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"example": {"email": "aaron97@example.org"}})
+    email: StrictStr
+
+
+def _service(request: Request) -> AuthService:
+    service: AuthService = request.app.state.auth
+    return service
+
+
+def _basic(request: Request) -> tuple[str, str] | None:
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        user, _, password = base64.b64decode(value, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return unquote(user), unquote(password)
+
+
+def _oauth_error(err: GrantError) -> Response:
+    body: dict[str, Any] = {"error": err.error}
+    if err.description:
+        body["error_description"] = err.description
+    headers = {"WWW-Authenticate": 'Basic realm="jambo"'} if err.status == 401 else None
+    return JSON(body, status_code=err.status, headers=headers)
+
+
+@router.post(
+    "/api/auth/token",
+    response_model=TokenOut,
+    responses={400: {"model": OAuthError}, 401: {"model": OAuthError}},
+    openapi_extra={"requestBody": {"content": {"application/x-www-form-urlencoded": {"schema": {
+        "type": "object",
+        "required": ["grant_type"],
+        "properties": {
+            "grant_type": {"type": "string",
+                           "enum": ["client_credentials", EMAIL_CODE_GRANT]},
+            "client_id": {"type": "string"}, "client_secret": {"type": "string"},
+            "scope": {"type": "string"}, "email": {"type": "string"}, "code": {"type": "string"},
+        },
+    }}}}},
+    summary="Exchange client credentials, or an e-mailed code, for an access token",
+)
+async def token(request: Request) -> Response:
+    if "application/x-www-form-urlencoded" not in request.headers.get("content-type", ""):
+        return _oauth_error(GrantError("invalid_request", 400, "Use form encoding."))
+    form = await request.form()
+    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    service = _service(request)
+    grant = fields.get("grant_type")
+    try:
+        if grant == "client_credentials":
+            creds = _basic(request) or (fields.get("client_id", ""), fields.get("client_secret", ""))
+            if not all(creds):
+                raise GrantError("invalid_client", 401)
+            result = await service.client_credentials(creds[0], creds[1], fields.get("scope"))
+        elif grant == EMAIL_CODE_GRANT:
+            if not fields.get("email") or not fields.get("code"):
+                raise GrantError("invalid_request", 400, "email and code are required.")
+            result = await service.redeem_email_code(fields["email"], fields["code"])
+        else:
+            raise GrantError("unsupported_grant_type")
+    except GrantError as err:
+        return _oauth_error(err)
+    return JSON(result, headers={"Cache-Control": "no-store"})
+
+
+@router.post(
+    "/api/auth/email-code", status_code=202,
+    responses={202: {"content": {"application/json": {"example": {"detail": "If the address is known, a code has been sent."}}}}},
+    summary="Mail a one-time sign-in code (always 202: never reveals whether the address is known)",
+)
+async def email_code(body: EmailCodeIn, request: Request) -> Response:
+    if "\x00" not in body.email and len(body.email) <= 254:
+        try:
+            await _service(request).send_email_code(body.email.strip())
+        except Unavailable:
+            pass  # logged by the mailer; a 503 here would reveal that the address is known
+    return JSON({"detail": "If the address is known, a code has been sent."}, status_code=202)

@@ -1,0 +1,323 @@
+"""Jambo customers contract (seeds 000/001): snake_case, `{"statusCode","body"}` envelope."""
+
+import html
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
+
+from app.contract import NON_FIELD, Problem, contract_route
+from app.customers.ids import ULID_PATTERN, parse_ulid
+from app.customers.schemas import CustomerRecord
+from app.customers.validation import country_name
+from app.deps import CustomersDep, DeletionDep
+from app.errors import NotFound, Unauthenticated
+from app.http import JSON, parse_int, wants_html
+from app.security import (
+    CustomerPrincipal,
+    Principal,
+    StaffCustomersRead,
+    StaffCustomersWrite,
+    staff_or_self,
+)
+from fastapi import Depends
+
+
+def render(request: Request, problem: Problem) -> Response:
+    """Errors in the Jambo envelope: a message, or `{"field": [messages]}`."""
+    body: Any = problem.message
+    if problem.fields:
+        body = problem.fields
+    return JSON({"statusCode": problem.status, "body": body}, status_code=problem.status)
+
+
+router = APIRouter(tags=["Jambo customers"], route_class=contract_route(render))
+
+PAGE_SIZE, MAX_PAGE_SIZE = 20, 100
+
+
+class CustomerIn(BaseModel):
+    """The six documented fields (all required) and an optional middle name."""
+
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "example": {
+                "first_name": "Cynthia", "last_name": "Norris", "middle_name": "Alexander",
+                "email": "aaron97@example.org", "nationality": "Lesotho", "dob": "1912-09-06",
+                "phone_number": "+254712345678",
+            }
+        },
+    )
+
+    first_name: StrictStr
+    last_name: StrictStr
+    middle_name: StrictStr | None = None
+    email: StrictStr
+    nationality: StrictStr
+    dob: StrictStr
+    phone_number: StrictStr
+
+
+class CustomerOut(BaseModel):
+    """A customer as this contract shows it."""
+
+    ulid: str = Field(examples=["01HWJ8WH9X8WBK65EMGY9YKPBS"])
+    first_name: str
+    last_name: str
+    middle_name: str | None
+    nationality: str | None = Field(examples=["Lesotho"])
+    dob: str | None = Field(examples=["1912-09-06"])
+    email: str | None
+    phone_number: str | None = Field(examples=["+254712345678"])
+
+
+class CustomerEnvelope(BaseModel):
+    statusCode: int = Field(examples=[200])
+    body: CustomerOut
+
+
+class CustomerListResults(BaseModel):
+    statusCode: int = Field(examples=[200])
+    body: list[CustomerOut]
+
+
+class CustomerList(BaseModel):
+    count: int
+    next: str | None
+    previous: str | None
+    results: CustomerListResults
+
+
+class MessageEnvelope(BaseModel):
+    statusCode: int
+    body: Any = None
+
+
+class DeletionRequest(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"example": {"origin": "http://localhost:8000"}})
+    origin: StrictStr
+
+
+class Detail(BaseModel):
+    detail: str
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": MessageEnvelope, "description": "Invalid input: `{field: [messages]}`"},
+    401: {"model": MessageEnvelope, "description": "Missing or invalid bearer token"},
+    403: {"model": MessageEnvelope, "description": "Not allowed for this token"},
+    404: {"model": MessageEnvelope, "description": "No such customer"},
+    413: {"model": MessageEnvelope, "description": "Body over the size limit"},
+}
+
+
+def present(c: CustomerRecord) -> dict[str, Any]:
+    """The Jambo representation of a customer."""
+    return {
+        "ulid": c.ulid,
+        "first_name": c.first_name,
+        "last_name": c.last_name,
+        "middle_name": c.middle_name,
+        "nationality": country_name(c.nationality),
+        "dob": c.dob.isoformat() if c.dob else None,
+        "email": c.email,
+        "phone_number": c.phone_number,
+    }
+
+
+def ok(payload: Any, status: int = 200) -> JSON:
+    return JSON({"statusCode": status, "body": payload}, status_code=status)
+
+
+def _customer_id(text: str) -> uuid.UUID:
+    customer_id = parse_ulid(text)
+    if customer_id is None:
+        raise NotFound("Customer not found.")
+    return customer_id
+
+
+def _changes(body: CustomerIn) -> dict[str, Any]:
+    return body.model_dump(exclude_unset=False)
+
+
+CustomerUlid = Annotated[str, Path(description="The customer's ULID", examples=["01HWJ8WH9X8WBK65EMGY9YKPBS"])]
+SelfOrStaffRead = Annotated[Principal, Depends(staff_or_self("customers:read"))]
+
+
+@router.post(
+    "/api/customers", status_code=201, response_model=CustomerEnvelope,
+    responses={**ERRORS, 409: {"model": MessageEnvelope, "description": "Email already used"}},
+    summary="Add a customer",
+)
+async def create_customer(
+    body: CustomerIn, customers: CustomersDep, _: StaffCustomersWrite
+) -> Response:
+    record = await customers.create(_changes(body))
+    return ok(present(record), 201)
+
+
+@router.get(
+    "/api/customers", response_model=CustomerList, responses=ERRORS, summary="List customers",
+)
+async def list_customers(
+    request: Request,
+    customers: CustomersDep,
+    _: StaffCustomersRead,
+    page: Annotated[str | None, Query(description="1-based page number")] = None,
+    page_size: Annotated[str | None, Query(description=f"Default {PAGE_SIZE}, max {MAX_PAGE_SIZE}")] = None,
+) -> Response:
+    number = parse_int(page, 1)
+    size = parse_int(page_size, PAGE_SIZE)
+    size = PAGE_SIZE if size is None or size < 1 else min(size, MAX_PAGE_SIZE)
+    if number is None or number < 1:
+        return JSON({"detail": "Invalid page."}, status_code=404)
+    total, records = await customers.page((number - 1) * size, size)
+    if not records and number > 1:
+        return JSON({"detail": "Invalid page."}, status_code=404)
+
+    def link(n: int) -> str:
+        return str(request.url.include_query_params(page=n, page_size=size))
+
+    return JSON({
+        "count": total,
+        "next": link(number + 1) if number * size < total else None,
+        "previous": link(number - 1) if number > 1 else None,
+        "results": {"statusCode": 200, "body": [present(r) for r in records]},
+    })
+
+
+@router.put(
+    "/api/customers", response_model=CustomerEnvelope,
+    responses={**ERRORS, 409: {"model": MessageEnvelope, "description": "Email already used"}},
+    summary="Edit the calling customer's own record",
+)
+async def update_self(
+    body: CustomerIn, customers: CustomersDep, principal: CustomerPrincipal
+) -> Response:
+    customer_id = parse_ulid(principal.sub)
+    if customer_id is None or not await customers.exists(customer_id):
+        raise Unauthenticated("Customer no longer exists.", invalid_token=True)
+    return ok(present(await customers.update(customer_id, _changes(body))))
+
+
+@router.get(
+    "/api/customer/{customer_ulid}", response_model=CustomerEnvelope, responses=ERRORS,
+    summary="Get a customer (staff, or the customer themself)",
+)
+async def get_customer(
+    customer_ulid: CustomerUlid, customers: CustomersDep, principal: SelfOrStaffRead
+) -> Response:
+    customer_id = _customer_id(customer_ulid)
+    if principal.is_customer and principal.sub.upper() != customer_ulid.upper():
+        own = parse_ulid(principal.sub)
+        if own is None or not await customers.exists(own):
+            raise Unauthenticated("Customer no longer exists.", invalid_token=True)
+        raise NotFound("Customer not found.")
+    try:
+        record = await customers.get(customer_id)
+    except NotFound:
+        if principal.is_customer:
+            raise Unauthenticated("Customer no longer exists.", invalid_token=True) from None
+        raise
+    return ok(present(record))
+
+
+@router.put(
+    "/api/customer/{customer_ulid}", response_model=CustomerEnvelope,
+    responses={**ERRORS, 409: {"model": MessageEnvelope, "description": "Email already used"}},
+    summary="Edit a customer (staff)",
+)
+async def update_customer(
+    customer_ulid: CustomerUlid, body: CustomerIn, customers: CustomersDep, _: StaffCustomersWrite
+) -> Response:
+    record = await customers.update(_customer_id(customer_ulid), _changes(body))
+    return ok(present(record))
+
+
+@router.delete(
+    "/api/customer/{customer_ulid}", response_model=MessageEnvelope, responses=ERRORS,
+    summary="Delete a customer (staff)",
+)
+async def delete_customer(
+    customer_ulid: CustomerUlid, customers: CustomersDep, principal: StaffCustomersWrite
+) -> Response:
+    await customers.delete(_customer_id(customer_ulid), actor=f"staff:{principal.sub}")
+    return JSON({"statusCode": 204})
+
+
+@router.post(
+    "/api/customer/{customer_ulid}/delete/request", response_model=MessageEnvelope,
+    responses={**ERRORS, 503: {"model": MessageEnvelope, "description": "Mail server down"}},
+    summary="Ask for a data-deletion link by email (the customer themself)",
+)
+async def request_deletion(
+    customer_ulid: CustomerUlid,
+    body: DeletionRequest,
+    deletion: DeletionDep,
+    principal: CustomerPrincipal,
+) -> Response:
+    customer_id = parse_ulid(customer_ulid)
+    if customer_id is None or principal.sub.upper() != customer_ulid.upper():
+        return ok("Customer Not Found or is Invalid", 400)
+    try:
+        await deletion.request(customer_id, body.origin)
+    except NotFound:
+        return ok("Customer Not Found or is Invalid", 400)
+    return ok("Data deletion link sent successfully")
+
+
+_NO_TOKEN = {"detail": "No Token matches the given query."}
+
+
+def _page(title: str, inner: str, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        f"<meta name=viewport content='width=device-width'><title>{title}</title></head>"
+        f"<body style='font-family:sans-serif;max-width:36em;margin:3em auto'><h1>{title}</h1>"
+        f"{inner}</body></html>",
+        status_code=status,
+    )
+
+
+@router.get(
+    "/api/customer/{token}/delete/confirm", response_model=MessageEnvelope,
+    responses={404: {"model": Detail, "description": "Bad, expired or used token"},
+               200: {"content": {"text/html": {}}}},
+    summary="Follow the deletion link: JSON clients delete; browsers get a confirm page",
+)
+async def confirm_deletion_link(request: Request, token: str, deletion: DeletionDep) -> Response:
+    if not wants_html(request):
+        return await _confirm(request, token, deletion)
+    if not await deletion.is_live(token):
+        return JSON(_NO_TOKEN, status_code=404)
+    # Mail scanners pre-fetch links: a browser GET only shows the button that deletes.
+    return _page(
+        "Delete your data?",
+        "<p>This permanently deletes your account and all personal data we hold about you.</p>"
+        f"<form method=post action='{html.escape(str(request.url.path))}'>"
+        "<button type=submit>Delete my data</button></form>",
+    )
+
+
+@router.post(
+    "/api/customer/{token}/delete/confirm", response_model=MessageEnvelope,
+    responses={404: {"model": Detail, "description": "Bad, expired or used token"}},
+    summary="Confirm the deletion (the link's page posts here)",
+)
+async def confirm_deletion(request: Request, token: str, deletion: DeletionDep) -> Response:
+    return await _confirm(request, token, deletion)
+
+
+async def _confirm(request: Request, token: str, deletion: DeletionDep) -> Response:
+    try:
+        await deletion.confirm(token)
+    except NotFound:
+        return JSON(_NO_TOKEN, status_code=404)
+    if wants_html(request):
+        return _page("Your data has been deleted", "<p>Customer deleted successfully.</p>")
+    return ok("Customer deleted successfully")
+
+

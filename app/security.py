@@ -1,0 +1,171 @@
+"""Bearer JWTs: verification, the Principal, and role/scope dependencies."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from jose import JWTError, jwt
+
+from app.config import Settings
+from app.errors import Forbidden, Unauthenticated
+
+STAFF_SCOPES = ("customers:read", "customers:write", "loyalty:read", "loyalty:write")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: a staff client with scopes, or a customer acting on their own record."""
+
+    sub: str
+    role: str
+    scopes: frozenset[str]
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role == "staff"
+
+    @property
+    def is_customer(self) -> bool:
+        return self.role == "customer"
+
+
+class TokenVerifier:
+    """Checks signature, algorithm allow-list, expiry, issuer and audience; caches good tokens."""
+
+    def __init__(self, settings: Settings, cache_size: int = 2048) -> None:
+        self.settings = settings
+        self.key: str = (
+            settings.jwt_secret.get_secret_value()
+            if settings.jwt_uses_hmac
+            else (settings.jwt_public_key or "")
+        )
+        self._cache: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        self._cache_size = cache_size
+
+    def verify(self, token: str) -> Principal:
+        """The Principal of a valid token, else Unauthenticated(invalid_token=True)."""
+        hit = self._cache.get(token)
+        if hit is not None and hit[1] > time.time():
+            return hit[0]
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self.key,
+                algorithms=self.settings.jwt_algorithms,
+                audience=self.settings.jwt_audience or None,
+                issuer=self.settings.jwt_issuer or None,
+                options={"require_exp": True, "require_sub": True},
+            )
+        except (JWTError, ValueError, TypeError, KeyError) as exc:
+            raise Unauthenticated("Invalid token.", invalid_token=True) from exc
+        role = claims.get("role")
+        sub = claims.get("sub")
+        if role not in ("staff", "customer") or not isinstance(sub, str):
+            raise Unauthenticated("Invalid token.", invalid_token=True)
+        scope = claims.get("scope", "") if role == "staff" else ""
+        principal = Principal(sub, role, frozenset(str(scope).split()))
+        self._cache[token] = (principal, float(claims["exp"]))
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return principal
+
+
+def mint_token(
+    settings: Settings,
+    sub: str,
+    role: str,
+    scopes: Iterable[str] = (),
+    ttl_seconds: int | None = None,
+) -> str:
+    """Sign a token with the configured key (HMAC secret, or JWT_PRIVATE_KEY for RS/ES)."""
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "sub": sub,
+        "role": role,
+        "iat": now,
+        "exp": now + (ttl_seconds or settings.access_token_ttl_seconds),
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+    }
+    if role == "staff":
+        claims["scope"] = " ".join(scopes)
+    key = (
+        settings.jwt_secret.get_secret_value()
+        if settings.jwt_uses_hmac
+        else (settings.jwt_private_key or "")
+    )
+    if not key:
+        raise RuntimeError("JWT_PRIVATE_KEY is needed to sign tokens with a public-key algorithm")
+    return str(jwt.encode(claims, key, algorithm=settings.jwt_algorithms[0]))
+
+
+def _verifier(request: Request) -> TokenVerifier:
+    verifier: TokenVerifier = request.app.state.verifier
+    return verifier
+
+
+def optional_principal(request: Request) -> Principal | None:
+    """The caller's Principal, None without an Authorization header; bad tokens are refused."""
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("Invalid token.", invalid_token=True)
+    principal = _verifier(request).verify(token.strip())
+    request.state.principal_sub = principal.sub  # for the access log line
+    return principal
+
+
+def current_principal(
+    principal: Annotated[Principal | None, Depends(optional_principal)],
+) -> Principal:
+    """The caller's Principal; no credentials at all is a 401."""
+    if principal is None:
+        raise Unauthenticated("Authentication credentials were not provided.")
+    return principal
+
+
+def staff_with(scope: str) -> Callable[[Principal], Principal]:
+    """A dependency that admits staff tokens carrying `scope`."""
+
+    def dependency(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        if not principal.is_staff or scope not in principal.scopes:
+            raise Forbidden("You do not have permission to perform this action.")
+        return principal
+
+    dependency.__name__ = f"staff_with_{scope.replace(':', '_')}"
+    return dependency
+
+
+def staff_or_self(scope: str) -> Callable[[Principal], Principal]:
+    """Admit staff with `scope`, and customers (the route checks they act on themselves)."""
+
+    def dependency(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        if principal.is_staff and scope not in principal.scopes:
+            raise Forbidden("You do not have permission to perform this action.")
+        return principal
+
+    return dependency
+
+
+def customer_only(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    """Admit customer tokens only (a staff token on a self-service route is a 403)."""
+    if not principal.is_customer:
+        raise Forbidden("You do not have permission to perform this action.")
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]
+CustomerPrincipal = Annotated[Principal, Depends(customer_only)]
+StaffCustomersRead = Annotated[Principal, Depends(staff_with("customers:read"))]
+StaffCustomersWrite = Annotated[Principal, Depends(staff_with("customers:write"))]
+StaffLoyaltyRead = Annotated[Principal, Depends(staff_with("loyalty:read"))]
+StaffLoyaltyWrite = Annotated[Principal, Depends(staff_with("loyalty:write"))]
+
