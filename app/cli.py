@@ -12,7 +12,9 @@ from app.config import get_settings
 from app.db import resolve_database_url
 
 app = typer.Typer(help="Jambo customer-management service.", no_args_is_help=True)
-clients_app = typer.Typer(help="API clients for the client-credentials grant.", no_args_is_help=True)
+clients_app = typer.Typer(
+    help="API clients for the client-credentials grant.", no_args_is_help=True
+)
 app.add_typer(clients_app, name="clients")
 console = Console(stderr=True)
 ROOT = Path(__file__).resolve().parents[1]

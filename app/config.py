@@ -1,10 +1,10 @@
 """Settings, read once from the environment (and an optional .env)."""
 
 from functools import lru_cache
+from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing import Annotated
 
 CsvList = Annotated[list[str], NoDecode]
 
@@ -53,7 +53,10 @@ class Settings(BaseSettings):
     data_dir: str = ".data"
 
     @field_validator(
-        "jwt_algorithms", "allowed_origins", "cors_allow_origins", "supported_languages",
+        "jwt_algorithms",
+        "allowed_origins",
+        "cors_allow_origins",
+        "supported_languages",
         mode="before",
     )
     @classmethod

@@ -9,7 +9,7 @@ turned into a Problem and handed to that contract's `render`. Requests that matc
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,7 +54,11 @@ class Problem:
         """Every field message prefixed with its field, or the message alone."""
         if not self.fields:
             return [self.message]
-        return [msg if f == NON_FIELD else f"{f}: {msg}" for f, msgs in self.fields.items() for msg in msgs]
+        return [
+            msg if f == NON_FIELD else f"{f}: {msg}"
+            for f, msgs in self.fields.items()
+            for msg in msgs
+        ]
 
 
 Renderer = Callable[[Request, Problem], Response]
@@ -98,8 +102,12 @@ def problem_from(exc: Exception) -> Problem:
             return Problem(400, "Invalid request.", exc.errors, exc=exc)
         case errors.Unauthenticated():
             value = 'Bearer error="invalid_token"' if exc.invalid_token else "Bearer"
-            return Problem(401, exc.message or _DEFAULT_MESSAGES[401],
-                           headers={"WWW-Authenticate": value}, exc=exc)
+            return Problem(
+                401,
+                exc.message or _DEFAULT_MESSAGES[401],
+                headers={"WWW-Authenticate": value},
+                exc=exc,
+            )
         case errors.Forbidden():
             return Problem(403, exc.message or _DEFAULT_MESSAGES[403], exc=exc)
         case errors.NotFound():
@@ -112,8 +120,9 @@ def problem_from(exc: Exception) -> Problem:
         case errors.PayloadTooLarge():
             return Problem(413, exc.message or _DEFAULT_MESSAGES[413], exc=exc)
         case errors.Unavailable():
-            return Problem(503, exc.message or _DEFAULT_MESSAGES[503],
-                           headers={"Retry-After": "5"}, exc=exc)
+            return Problem(
+                503, exc.message or _DEFAULT_MESSAGES[503], headers={"Retry-After": "5"}, exc=exc
+            )
         case StarletteHTTPException():
             detail = exc.detail if isinstance(exc.detail, str) else None
             message = _DEFAULT_MESSAGES.get(exc.status_code) or detail or "Error."
@@ -154,7 +163,7 @@ def contract_route(render: Renderer) -> type[APIRoute]:
     """An APIRoute class whose errors are rendered by `render`."""
 
     class ContractRoute(APIRoute):
-        def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
             handler = super().get_route_handler()
 
             async def handle(request: Request) -> Response:

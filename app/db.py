@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import cast
 
-
-
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, Table
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 
@@ -58,3 +57,8 @@ def make_engine(url: str, settings: Settings) -> AsyncEngine:
         max_overflow=settings.db_max_overflow,
         pool_recycle=1800,
     )
+
+
+def table_of(model: type[Base]) -> Table:
+    """A mapped class's Table, typed as one (Core statements are used on hot paths)."""
+    return cast(Table, model.__table__)

@@ -78,8 +78,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (customers, auth, health):
         app.include_router(module.router)
 
-    @app.get("/metrics", tags=["Operations"], summary="Prometheus metrics",
-             responses={200: {"content": {"text/plain": {}}}})
+    @app.get(
+        "/metrics",
+        tags=["Operations"],
+        summary="Prometheus metrics",
+        responses={200: {"content": {"text/plain": {}}}},
+    )
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
@@ -87,8 +91,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         render = renderer_for_path(request.url.path, renderers)
         if render is None:
             status = exc.status_code if isinstance(exc, StarletteHTTPException) else 400
-            return JSON({"detail": getattr(exc, "detail", "Bad request.")}, status_code=status,
-                        headers=getattr(exc, "headers", None))
+            return JSON(
+                {"detail": getattr(exc, "detail", "Bad request.")},
+                status_code=status,
+                headers=getattr(exc, "headers", None),
+            )
         return render_problem(request, exc, render)
 
     app.add_exception_handler(StarletteHTTPException, unmatched)

@@ -11,11 +11,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("jambo.access")
 
-REQUESTS = Counter(
-    "jambo_http_requests_total", "HTTP requests", ["method", "route", "status"]
-)
+REQUESTS = Counter("jambo_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
-    "jambo_http_request_duration_seconds", "HTTP request latency", ["method", "route"],
+    "jambo_http_request_duration_seconds",
+    "HTTP request latency",
+    ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -31,7 +31,9 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
+        incoming = next(
+            (v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), ""
+        )
         request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500

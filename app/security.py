@@ -168,4 +168,3 @@ StaffCustomersRead = Annotated[Principal, Depends(staff_with("customers:read"))]
 StaffCustomersWrite = Annotated[Principal, Depends(staff_with("customers:write"))]
 StaffLoyaltyRead = Annotated[Principal, Depends(staff_with("loyalty:read"))]
 StaffLoyaltyWrite = Annotated[Principal, Depends(staff_with("loyalty:write"))]
-

@@ -3,26 +3,42 @@
 import datetime as dt
 import random
 
-
 import asyncpg
 from rich.progress import Progress
 from ulid import ULID
 
-FIRST = ("Amina Baraka Cynthia Daniel Esther Faith Grace Hassan Imani Joseph Kamau Lulu Mariya "
-         "Neema Otieno Pendo Rehema Samuel Tricia Wanjiru Zawadi Albert Raymond Fraser Amanda "
-         "Vlad Jabari Nia Kofi Ayana").split()
-LAST = ("Achieng Bauer Chege Dyvna Ekwueme Farah Gitau Hamisi Irungu Juma Kariuki Langat Mwangi "
-        "Njoroge Odhiambo Petrov Rotich Said Tanui Wambui Norris Ryan Compton Bell Steve Johnson "
-        "Brendand Okafor Mensah Diallo").split()
-CITIES = ("Nairobi Mombasa Kisumu Nakuru Eldoret Thika Malindi Sydney Westmead Burwood Wyong "
-          "Kampala Arusha Kigali Lagos Accra Dakar").split() + ["North Ryde", "Tarens Point", "Potts Point"]
+FIRST = (
+    "Amina Baraka Cynthia Daniel Esther Faith Grace Hassan Imani Joseph Kamau Lulu Mariya "
+    "Neema Otieno Pendo Rehema Samuel Tricia Wanjiru Zawadi Albert Raymond Fraser Amanda "
+    "Vlad Jabari Nia Kofi Ayana"
+).split()
+LAST = (
+    "Achieng Bauer Chege Dyvna Ekwueme Farah Gitau Hamisi Irungu Juma Kariuki Langat Mwangi "
+    "Njoroge Odhiambo Petrov Rotich Said Tanui Wambui Norris Ryan Compton Bell Steve Johnson "
+    "Brendand Okafor Mensah Diallo"
+).split()
+CITIES = (
+    "Nairobi Mombasa Kisumu Nakuru Eldoret Thika Malindi Sydney Westmead Burwood Wyong "
+    "Kampala Arusha Kigali Lagos Accra Dakar"
+).split() + ["North Ryde", "Tarens Point", "Potts Point"]
 STREETS = "Moi Kenyatta Jessie Charles Dover Chestnut Delhi Mountain George Ngong Haile".split()
 COUNTRIES = "KE TZ UG RW NG GH SN ZA AU GB US FR DE".split()
 LANGS = "en sw fr ar pt es de zh".split()
 
 CUSTOMER_COLUMNS = (
-    "id", "first_name", "last_name", "email", "phone_number", "nationality", "dob", "gender",
-    "language", "address_line1", "address_city", "address_post_code", "address_country",
+    "id",
+    "first_name",
+    "last_name",
+    "email",
+    "phone_number",
+    "nationality",
+    "dob",
+    "gender",
+    "language",
+    "address_line1",
+    "address_city",
+    "address_post_code",
+    "address_country",
 )
 LOYALTY_COLUMNS = ("loyalty_id", "cardno", "discount", "client_name", "client_birthday", "is_male")
 
@@ -35,12 +51,19 @@ def fake_customer(rng: random.Random, n: int) -> tuple[object, ...]:
     """One plausible customer row; `n` keeps the e-mail unique."""
     first, last = rng.choice(FIRST), rng.choice(LAST)
     return (
-        ULID().to_uuid(), first, last, f"{first}.{last}.{n}@example.org".lower(),
-        f"+2547{rng.randrange(10_000_000, 99_999_999)}", rng.choice(COUNTRIES),
+        ULID().to_uuid(),
+        first,
+        last,
+        f"{first}.{last}.{n}@example.org".lower(),
+        f"+2547{rng.randrange(10_000_000, 99_999_999)}",
+        rng.choice(COUNTRIES),
         dt.date(1940, 1, 1) + dt.timedelta(days=rng.randrange(0, 365 * 65)),
-        rng.choice(("female", "male", None)), rng.choice(LANGS),
-        f"{rng.randrange(1, 300)} {rng.choice(STREETS)} Street", rng.choice(CITIES),
-        str(rng.randrange(1000, 9999)), "Kenya",
+        rng.choice(("female", "male", None)),
+        rng.choice(LANGS),
+        f"{rng.randrange(1, 300)} {rng.choice(STREETS)} Street",
+        rng.choice(CITIES),
+        str(rng.randrange(1000, 9999)),
+        "Kenya",
     )
 
 
@@ -49,9 +72,12 @@ def fake_member(rng: random.Random, n: int) -> tuple[object, ...]:
     import decimal
 
     return (
-        f"L{n}", str(rng.randrange(10**7, 10**8)), decimal.Decimal(rng.randrange(0, 3000)) / 100,
+        f"L{n}",
+        str(rng.randrange(10**7, 10**8)),
+        decimal.Decimal(rng.randrange(0, 3000)) / 100,
         f"{rng.choice(FIRST)} {rng.choice(LAST)}",
-        dt.date(1940, 1, 1) + dt.timedelta(days=rng.randrange(0, 365 * 65)), rng.random() < 0.5,
+        dt.date(1940, 1, 1) + dt.timedelta(days=rng.randrange(0, 365 * 65)),
+        rng.random() < 0.5,
     )
 
 
@@ -80,6 +106,3 @@ async def seed_database(url: str, customers: int, loyalty: int, batch: int = 50_
         await conn.execute("ANALYZE customers; ANALYZE loyalty_members")
     finally:
         await conn.close()
-
-
-

@@ -21,7 +21,9 @@ class ApiClient(Base):
     name: Mapped[str] = mapped_column(String(200))
     scopes: Mapped[str] = mapped_column(String(500), server_default="")
     revoked: Mapped[bool] = mapped_column(Boolean, server_default="false")
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
 
 
 class EmailCode(Base):
@@ -34,7 +36,9 @@ class EmailCode(Base):
         UUID(as_uuid=True), ForeignKey("customers.id", ondelete="CASCADE"), index=True
     )
     code_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
     used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

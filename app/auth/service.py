@@ -13,11 +13,12 @@ from app.config import Settings
 from app.customers import repository as customers
 from app.customers.ids import render_ulid
 from app.database import Database
+from app.db import table_of
 from app.mail import Mailer
 from app.security import STAFF_SCOPES, mint_token
 
-CLIENTS = ApiClient.__table__
-CODES = EmailCode.__table__
+CLIENTS = table_of(ApiClient)
+CODES = table_of(EmailCode)
 _PBKDF2_ROUNDS = 120_000
 
 
@@ -79,7 +80,9 @@ class AuthService:
         async with self.db.transaction() as conn:
             await conn.execute(
                 insert(CLIENTS).values(
-                    client_id=client_id, secret_hash=hash_secret(secret), name=name,
+                    client_id=client_id,
+                    secret_hash=hash_secret(secret),
+                    name=name,
                     scopes=" ".join(scopes),
                 )
             )
@@ -114,7 +117,8 @@ class AuthService:
             await self._supersede(conn, record.id)
             await conn.execute(
                 insert(CODES).values(
-                    customer_id=record.id, code_hash=self._code_hash(code),
+                    customer_id=record.id,
+                    code_hash=self._code_hash(code),
                     expires_at=dt.datetime.now(dt.UTC) + ttl,
                 )
             )
@@ -142,8 +146,11 @@ class AuthService:
             row = (
                 await conn.execute(
                     select(CODES)
-                    .where(CODES.c.customer_id == record.id, CODES.c.used_at.is_(None),
-                           CODES.c.expires_at > now)
+                    .where(
+                        CODES.c.customer_id == record.id,
+                        CODES.c.used_at.is_(None),
+                        CODES.c.expires_at > now,
+                    )
                     .order_by(CODES.c.id.desc())
                     .limit(1)
                     .with_for_update()

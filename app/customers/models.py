@@ -33,8 +33,12 @@ class Customer(Base):
     address_state: Mapped[str | None] = mapped_column(String(100))
     address_post_code: Mapped[str | None] = mapped_column(String(20))
     address_country: Mapped[str | None] = mapped_column(String(100))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
     version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
 
     __table_args__ = (

@@ -10,9 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.customers.models import Customer
 from app.customers.schemas import CustomerRecord
+from app.db import table_of
 from app.errors import Conflict
 
-T = Customer.__table__
+T = table_of(Customer)
 COLUMNS = [T.c[name] for name in CustomerRecord.__slots__]
 
 
@@ -91,7 +92,5 @@ async def page_in_creation_order(
 ) -> tuple[int, Sequence[CustomerRecord]]:
     """Total count and one page ordered by id (ULIDs sort by creation time)."""
     total = (await conn.execute(select(func.count()).select_from(T))).scalar_one()
-    rows = (
-        await conn.execute(select(*COLUMNS).order_by(T.c.id).offset(offset).limit(limit))
-    ).all()
+    rows = (await conn.execute(select(*COLUMNS).order_by(T.c.id).offset(offset).limit(limit))).all()
     return total, [CustomerRecord.from_row(r) for r in rows]

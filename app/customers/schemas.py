@@ -9,9 +9,22 @@ from app.customers.ids import render_ulid
 
 # Store field names a contract may write, in display order.
 WRITABLE_FIELDS = (
-    "first_name", "middle_name", "last_name", "email", "phone_number", "nationality", "dob",
-    "gender", "passport_number", "national_id_number", "language",
-    "address_line1", "address_line2", "address_city", "address_state", "address_post_code",
+    "first_name",
+    "middle_name",
+    "last_name",
+    "email",
+    "phone_number",
+    "nationality",
+    "dob",
+    "gender",
+    "passport_number",
+    "national_id_number",
+    "language",
+    "address_line1",
+    "address_line2",
+    "address_city",
+    "address_state",
+    "address_post_code",
     "address_country",
 )
 ADDRESS_FIELDS = WRITABLE_FIELDS[11:]

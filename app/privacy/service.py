@@ -11,12 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.config import Settings
 from app.customers import repository as customers
 from app.database import Database
+from app.db import table_of
 from app.errors import Invalid, NotFound
 from app.mail import Mailer
 from app.privacy import audit
 from app.privacy.models import DeletionToken
 
-T = DeletionToken.__table__
+T = table_of(DeletionToken)
 
 
 def _hash(token: str) -> bytes:
@@ -41,7 +42,9 @@ class DeletionService:
         if origin not in {o.rstrip("/") for o in self.settings.allowed_origins}:
             raise Invalid({"origin": ["Origin is not allowed."]})
         token = secrets.token_urlsafe(32)
-        expires = dt.datetime.now(dt.UTC) + dt.timedelta(hours=self.settings.deletion_token_ttl_hours)
+        expires = dt.datetime.now(dt.UTC) + dt.timedelta(
+            hours=self.settings.deletion_token_ttl_hours
+        )
         async with self.db.transaction() as conn:
             record = await customers.get(conn, customer_id)
             if record is None:
@@ -50,16 +53,19 @@ class DeletionService:
                 raise Invalid({"email": ["The customer has no email address to send the link to."]})
             await _supersede(conn, customer_id)
             await conn.execute(
-                T.insert().values(token_hash=_hash(token), customer_id=customer_id, expires_at=expires)
+                T.insert().values(
+                    token_hash=_hash(token), customer_id=customer_id, expires_at=expires
+                )
             )
             # Sent inside the transaction: if delivery fails, the token row is rolled back.
+            ttl_hours = self.settings.deletion_token_ttl_hours
             link = f"{origin}/api/customer/{token}/delete/confirm"
             await self.mailer.send(
                 record.email,
                 "Confirm the deletion of your data",
                 f"Hello {record.first_name},\n\n"
                 "We received a request to delete your account and all your personal data.\n"
-                f"To confirm, open this link within {self.settings.deletion_token_ttl_hours} hours:\n\n"
+                f"To confirm, open this link within {ttl_hours} hours:\n\n"
                 f"{link}\n\n"
                 "If you did not ask for this, ignore this message; nothing will be deleted.\n",
             )

@@ -32,10 +32,16 @@ router = APIRouter(tags=["Auth"], route_class=contract_route(render))
 
 
 class TokenOut(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"example": {
-        "access_token": "eyJhbGciOi…", "token_type": "bearer", "expires_in": 3600,
-        "scope": "customers:read customers:write",
-    }})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "access_token": "eyJhbGciOi…",
+                "token_type": "bearer",
+                "expires_in": 3600,
+                "scope": "customers:read customers:write",
+            }
+        }
+    )
     access_token: str
     token_type: str
     expires_in: int
@@ -80,16 +86,29 @@ def _oauth_error(err: GrantError) -> Response:
     "/api/auth/token",
     response_model=TokenOut,
     responses={400: {"model": OAuthError}, 401: {"model": OAuthError}},
-    openapi_extra={"requestBody": {"content": {"application/x-www-form-urlencoded": {"schema": {
-        "type": "object",
-        "required": ["grant_type"],
-        "properties": {
-            "grant_type": {"type": "string",
-                           "enum": ["client_credentials", EMAIL_CODE_GRANT]},
-            "client_id": {"type": "string"}, "client_secret": {"type": "string"},
-            "scope": {"type": "string"}, "email": {"type": "string"}, "code": {"type": "string"},
-        },
-    }}}}},
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/x-www-form-urlencoded": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["grant_type"],
+                        "properties": {
+                            "grant_type": {
+                                "type": "string",
+                                "enum": ["client_credentials", EMAIL_CODE_GRANT],
+                            },
+                            "client_id": {"type": "string"},
+                            "client_secret": {"type": "string"},
+                            "scope": {"type": "string"},
+                            "email": {"type": "string"},
+                            "code": {"type": "string"},
+                        },
+                    }
+                }
+            }
+        }
+    },
     summary="Exchange client credentials, or an e-mailed code, for an access token",
 )
 async def token(request: Request) -> Response:
@@ -101,7 +120,10 @@ async def token(request: Request) -> Response:
     grant = fields.get("grant_type")
     try:
         if grant == "client_credentials":
-            creds = _basic(request) or (fields.get("client_id", ""), fields.get("client_secret", ""))
+            creds = _basic(request) or (
+                fields.get("client_id", ""),
+                fields.get("client_secret", ""),
+            )
             if not all(creds):
                 raise GrantError("invalid_client", 401)
             result = await service.client_credentials(creds[0], creds[1], fields.get("scope"))
@@ -117,8 +139,17 @@ async def token(request: Request) -> Response:
 
 
 @router.post(
-    "/api/auth/email-code", status_code=202,
-    responses={202: {"content": {"application/json": {"example": {"detail": "If the address is known, a code has been sent."}}}}},
+    "/api/auth/email-code",
+    status_code=202,
+    responses={
+        202: {
+            "content": {
+                "application/json": {
+                    "example": {"detail": "If the address is known, a code has been sent."}
+                }
+            }
+        }
+    },
     summary="Mail a one-time sign-in code (always 202: never reveals whether the address is known)",
 )
 async def email_code(body: EmailCodeIn, request: Request) -> Response:

@@ -4,12 +4,12 @@ import html
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
-from app.contract import NON_FIELD, Problem, contract_route
-from app.customers.ids import ULID_PATTERN, parse_ulid
+from app.contract import Problem, contract_route
+from app.customers.ids import parse_ulid
 from app.customers.schemas import CustomerRecord
 from app.customers.validation import country_name
 from app.deps import CustomersDep, DeletionDep
@@ -22,7 +22,6 @@ from app.security import (
     StaffCustomersWrite,
     staff_or_self,
 )
-from fastapi import Depends
 
 
 def render(request: Request, problem: Problem) -> Response:
@@ -45,8 +44,12 @@ class CustomerIn(BaseModel):
         extra="ignore",
         json_schema_extra={
             "example": {
-                "first_name": "Cynthia", "last_name": "Norris", "middle_name": "Alexander",
-                "email": "aaron97@example.org", "nationality": "Lesotho", "dob": "1912-09-06",
+                "first_name": "Cynthia",
+                "last_name": "Norris",
+                "middle_name": "Alexander",
+                "email": "aaron97@example.org",
+                "nationality": "Lesotho",
+                "dob": "1912-09-06",
                 "phone_number": "+254712345678",
             }
         },
@@ -143,12 +146,16 @@ def _changes(body: CustomerIn) -> dict[str, Any]:
     return body.model_dump(exclude_unset=False)
 
 
-CustomerUlid = Annotated[str, Path(description="The customer's ULID", examples=["01HWJ8WH9X8WBK65EMGY9YKPBS"])]
+CustomerUlid = Annotated[
+    str, Path(description="The customer's ULID", examples=["01HWJ8WH9X8WBK65EMGY9YKPBS"])
+]
 SelfOrStaffRead = Annotated[Principal, Depends(staff_or_self("customers:read"))]
 
 
 @router.post(
-    "/api/customers", status_code=201, response_model=CustomerEnvelope,
+    "/api/customers",
+    status_code=201,
+    response_model=CustomerEnvelope,
     responses={**ERRORS, 409: {"model": MessageEnvelope, "description": "Email already used"}},
     summary="Add a customer",
 )
@@ -160,14 +167,19 @@ async def create_customer(
 
 
 @router.get(
-    "/api/customers", response_model=CustomerList, responses=ERRORS, summary="List customers",
+    "/api/customers",
+    response_model=CustomerList,
+    responses=ERRORS,
+    summary="List customers",
 )
 async def list_customers(
     request: Request,
     customers: CustomersDep,
     _: StaffCustomersRead,
     page: Annotated[str | None, Query(description="1-based page number")] = None,
-    page_size: Annotated[str | None, Query(description=f"Default {PAGE_SIZE}, max {MAX_PAGE_SIZE}")] = None,
+    page_size: Annotated[
+        str | None, Query(description=f"Default {PAGE_SIZE}, max {MAX_PAGE_SIZE}")
+    ] = None,
 ) -> Response:
     number = parse_int(page, 1)
     size = parse_int(page_size, PAGE_SIZE)
@@ -181,16 +193,19 @@ async def list_customers(
     def link(n: int) -> str:
         return str(request.url.include_query_params(page=n, page_size=size))
 
-    return JSON({
-        "count": total,
-        "next": link(number + 1) if number * size < total else None,
-        "previous": link(number - 1) if number > 1 else None,
-        "results": {"statusCode": 200, "body": [present(r) for r in records]},
-    })
+    return JSON(
+        {
+            "count": total,
+            "next": link(number + 1) if number * size < total else None,
+            "previous": link(number - 1) if number > 1 else None,
+            "results": {"statusCode": 200, "body": [present(r) for r in records]},
+        }
+    )
 
 
 @router.put(
-    "/api/customers", response_model=CustomerEnvelope,
+    "/api/customers",
+    response_model=CustomerEnvelope,
     responses={**ERRORS, 409: {"model": MessageEnvelope, "description": "Email already used"}},
     summary="Edit the calling customer's own record",
 )
@@ -204,7 +219,9 @@ async def update_self(
 
 
 @router.get(
-    "/api/customer/{customer_ulid}", response_model=CustomerEnvelope, responses=ERRORS,
+    "/api/customer/{customer_ulid}",
+    response_model=CustomerEnvelope,
+    responses=ERRORS,
     summary="Get a customer (staff, or the customer themself)",
 )
 async def get_customer(
@@ -226,7 +243,8 @@ async def get_customer(
 
 
 @router.put(
-    "/api/customer/{customer_ulid}", response_model=CustomerEnvelope,
+    "/api/customer/{customer_ulid}",
+    response_model=CustomerEnvelope,
     responses={**ERRORS, 409: {"model": MessageEnvelope, "description": "Email already used"}},
     summary="Edit a customer (staff)",
 )
@@ -238,7 +256,9 @@ async def update_customer(
 
 
 @router.delete(
-    "/api/customer/{customer_ulid}", response_model=MessageEnvelope, responses=ERRORS,
+    "/api/customer/{customer_ulid}",
+    response_model=MessageEnvelope,
+    responses=ERRORS,
     summary="Delete a customer (staff)",
 )
 async def delete_customer(
@@ -249,7 +269,8 @@ async def delete_customer(
 
 
 @router.post(
-    "/api/customer/{customer_ulid}/delete/request", response_model=MessageEnvelope,
+    "/api/customer/{customer_ulid}/delete/request",
+    response_model=MessageEnvelope,
     responses={**ERRORS, 503: {"model": MessageEnvelope, "description": "Mail server down"}},
     summary="Ask for a data-deletion link by email (the customer themself)",
 )
@@ -283,9 +304,12 @@ def _page(title: str, inner: str, status: int = 200) -> HTMLResponse:
 
 
 @router.get(
-    "/api/customer/{token}/delete/confirm", response_model=MessageEnvelope,
-    responses={404: {"model": Detail, "description": "Bad, expired or used token"},
-               200: {"content": {"text/html": {}}}},
+    "/api/customer/{token}/delete/confirm",
+    response_model=MessageEnvelope,
+    responses={
+        404: {"model": Detail, "description": "Bad, expired or used token"},
+        200: {"content": {"text/html": {}}},
+    },
     summary="Follow the deletion link: JSON clients delete; browsers get a confirm page",
 )
 async def confirm_deletion_link(request: Request, token: str, deletion: DeletionDep) -> Response:
@@ -303,7 +327,8 @@ async def confirm_deletion_link(request: Request, token: str, deletion: Deletion
 
 
 @router.post(
-    "/api/customer/{token}/delete/confirm", response_model=MessageEnvelope,
+    "/api/customer/{token}/delete/confirm",
+    response_model=MessageEnvelope,
     responses={404: {"model": Detail, "description": "Bad, expired or used token"}},
     summary="Confirm the deletion (the link's page posts here)",
 )
@@ -319,5 +344,3 @@ async def _confirm(request: Request, token: str, deletion: DeletionDep) -> Respo
     if wants_html(request):
         return _page("Your data has been deleted", "<p>Customer deleted successfully.</p>")
     return ok("Customer deleted successfully")
-
-

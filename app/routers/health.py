@@ -21,16 +21,22 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(config).get_current_head()
 
 
-@router.get("/healthz", summary="The process is alive",
-            responses={200: {"content": {"application/json": {"example": {"status": "ok"}}}}})
+@router.get(
+    "/healthz",
+    summary="The process is alive",
+    responses={200: {"content": {"application/json": {"example": {"status": "ok"}}}}},
+)
 async def healthz() -> Response:
     return JSON({"status": "ok"})
 
 
 @router.get(
-    "/readyz", summary="The database is reachable and migrated to head",
-    responses={200: {"content": {"application/json": {"example": {"status": "ready"}}}},
-               503: {"content": {"application/json": {"example": {"status": "unavailable"}}}}},
+    "/readyz",
+    summary="The database is reachable and migrated to head",
+    responses={
+        200: {"content": {"application/json": {"example": {"status": "ready"}}}},
+        503: {"content": {"application/json": {"example": {"status": "unavailable"}}}},
+    },
 )
 async def readyz(request: Request) -> Response:
     expected = request.app.state.head_revision
@@ -40,6 +46,7 @@ async def readyz(request: Request) -> Response:
     except Exception:  # noqa: BLE001 - any failure means "not ready"
         return JSON({"status": "unavailable", "database": "unreachable"}, status_code=503)
     if current != expected:
-        return JSON({"status": "unavailable", "migration": current, "expected": expected},
-                    status_code=503)
+        return JSON(
+            {"status": "unavailable", "migration": current, "expected": expected}, status_code=503
+        )
     return JSON({"status": "ready", "migration": current})

@@ -29,8 +29,12 @@ TRGM_INDEXES = {
 
 def _timestamps() -> list[sa.Column]:
     return [
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        sa.Column(
+            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
     ]
 
 
@@ -59,8 +63,12 @@ def upgrade() -> None:
         sa.Column("version", sa.Integer(), server_default=sa.text("1"), nullable=False),
     )
     op.create_index("uq_customers_lower_email", "customers", [sa.text("lower(email)")], unique=True)
-    op.create_index("ix_customers_lower_first_name", "customers", [sa.text("lower(first_name)"), "id"])
-    op.create_index("ix_customers_lower_last_name", "customers", [sa.text("lower(last_name)"), "id"])
+    op.create_index(
+        "ix_customers_lower_first_name", "customers", [sa.text("lower(first_name)"), "id"]
+    )
+    op.create_index(
+        "ix_customers_lower_last_name", "customers", [sa.text("lower(last_name)"), "id"]
+    )
     op.create_index("ix_customers_updated_at", "customers", ["updated_at"])
     op.create_index("ix_customers_address_post_code", "customers", ["address_post_code"])
 
@@ -74,8 +82,10 @@ def upgrade() -> None:
         sa.Column("client_birthday", sa.Date()),
         sa.Column("is_male", sa.Boolean()),
         sa.Column(
-            "customer_id", UUID(as_uuid=True),
-            sa.ForeignKey("customers.id", ondelete="CASCADE"), index=True,
+            "customer_id",
+            UUID(as_uuid=True),
+            sa.ForeignKey("customers.id", ondelete="CASCADE"),
+            index=True,
         ),
         *_timestamps(),
     )
@@ -87,10 +97,15 @@ def upgrade() -> None:
         sa.Column("id", sa.BigInteger(), sa.Identity(), primary_key=True),
         sa.Column("token_hash", sa.LargeBinary(32), nullable=False, unique=True),
         sa.Column(
-            "customer_id", UUID(as_uuid=True),
-            sa.ForeignKey("customers.id", ondelete="CASCADE"), nullable=False, index=True,
+            "customer_id",
+            UUID(as_uuid=True),
+            sa.ForeignKey("customers.id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
         ),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("used_at", sa.DateTime(timezone=True)),
     )
@@ -110,17 +125,24 @@ def upgrade() -> None:
         sa.Column("name", sa.String(200), nullable=False),
         sa.Column("scopes", sa.String(500), server_default="", nullable=False),
         sa.Column("revoked", sa.Boolean(), server_default=sa.false(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
     )
     op.create_table(
         "email_codes",
         sa.Column("id", sa.BigInteger(), sa.Identity(), primary_key=True),
         sa.Column(
-            "customer_id", UUID(as_uuid=True),
-            sa.ForeignKey("customers.id", ondelete="CASCADE"), nullable=False, index=True,
+            "customer_id",
+            UUID(as_uuid=True),
+            sa.ForeignKey("customers.id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
         ),
         sa.Column("code_hash", sa.LargeBinary(32), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
         sa.Column("used_at", sa.DateTime(timezone=True)),

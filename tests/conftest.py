@@ -1,0 +1,200 @@
+"""Real parts only: a real PostgreSQL database per run, a real SMTP server, real JWTs."""
+
+import asyncio
+import os
+import secrets
+import socket
+import time
+from collections.abc import AsyncIterator, Iterator
+from email import message_from_bytes
+from email.message import Message
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from aiosmtpd.controller import Controller
+from jose import jwt
+
+from app.cli import migrate_to_head
+from app.config import Settings
+from app.db import embedded_database_url
+from app.main import create_app
+
+JWT_SECRET = "test-secret-" + "x" * 40
+ORIGIN = "https://app.example.com"
+TABLES = "audit_events, deletion_tokens, email_codes, api_clients, loyalty_members, customers"
+
+
+def _plain(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+def server_url() -> str:
+    """TEST_DATABASE_URL's server when set, else the embedded one (started on demand)."""
+    return os.environ.get("TEST_DATABASE_URL") or embedded_database_url(".data", "postgres")
+
+
+async def create_database(base_url: str, name: str) -> str:
+    """A new empty database on the same server as `base_url`; returns its asyncpg URL."""
+    conn = await asyncpg.connect(_plain(base_url))
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    head, _, tail = base_url.partition("?")
+    prefix = head.rsplit("/", 1)[0]
+    return f"{prefix}/{name}" + (f"?{tail}" if tail else "")
+
+
+async def drop_database(base_url: str, name: str) -> None:
+    conn = await asyncpg.connect(_plain(base_url))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Mailbox:
+    """aiosmtpd handler keeping every message it receives."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self.port = 0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        self.messages.append(message_from_bytes(envelope.content))
+        return "250 OK"
+
+    def body(self, index: int = -1) -> str:
+        payload = self.messages[index].get_payload(decode=True)
+        assert isinstance(payload, bytes)
+        return payload.decode()
+
+
+@pytest.fixture(scope="session")
+def mailbox() -> Iterator[Mailbox]:
+    box = Mailbox()
+    box.port = free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=box.port)
+    controller.start()
+    yield box
+    controller.stop()
+
+
+@pytest.fixture(scope="session")
+async def database_url() -> AsyncIterator[str]:
+    base = server_url()
+    name = f"jambo_test_{os.getpid()}_{secrets.token_hex(3)}"
+    url = await create_database(base, name)
+    await asyncio.to_thread(migrate_to_head, url)
+    yield url
+    await drop_database(base, name)
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, mailbox: Mailbox) -> Settings:
+    return Settings(
+        database_url=database_url,
+        jwt_secret=JWT_SECRET,
+        smtp_host="127.0.0.1",
+        smtp_port=mailbox.port,
+        allowed_origins=[ORIGIN],
+        cors_allow_origins=["https://frontend.example.com"],
+        log_level="WARNING",
+        _env_file=None,  # type: ignore[call-arg]
+    )
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings) -> AsyncIterator[Any]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: Any, mailbox: Mailbox) -> AsyncIterator[httpx.AsyncClient]:
+    mailbox.messages.clear()
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+    conn = await asyncpg.connect(_plain(app.state.settings.database_url))
+    try:
+        await conn.execute(f"TRUNCATE {TABLES} CASCADE")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def db(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+    """A direct connection for asserting what is stored."""
+    conn = await asyncpg.connect(_plain(settings.database_url or ""))
+    yield conn
+    await conn.close()
+
+
+def make_token(
+    sub: str = "staff-1",
+    role: str = "staff",
+    scope: str | None = "customers:read customers:write loyalty:read loyalty:write",
+    *,
+    secret: str = JWT_SECRET,
+    algorithm: str = "HS256",
+    exp_delta: int = 600,
+    **overrides: Any,
+) -> str:
+    """Mint a real token the way an identity provider would."""
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "sub": sub,
+        "role": role,
+        "iat": now,
+        "exp": now + exp_delta,
+        "iss": "jambo",
+        "aud": "jambo-api",
+    }
+    if scope is not None and role == "staff":
+        claims["scope"] = scope
+    claims.update(overrides)
+    claims = {k: v for k, v in claims.items() if v is not None}
+    return str(jwt.encode(claims, secret, algorithm=algorithm))
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+STAFF = auth(make_token())
+
+
+def customer_auth(ulid: str) -> dict[str, str]:
+    return auth(make_token(ulid, role="customer"))
+
+
+JAMBO_CUSTOMER = {
+    "first_name": "Cynthia",
+    "last_name": "Norris",
+    "middle_name": "Alexander",
+    "email": "aaron97@example.org",
+    "nationality": "Lesotho",
+    "dob": "1912-09-06",
+    "phone_number": "0712345678",
+}
+
+
+async def create_customer(client: httpx.AsyncClient, **changes: Any) -> dict[str, Any]:
+    """Create a customer through the Jambo contract and return its body."""
+    response = await client.post(
+        "/api/customers", json={**JAMBO_CUSTOMER, **changes}, headers=STAFF
+    )
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()["body"]
+    return body
