@@ -10,12 +10,14 @@ from rich.console import Console
 
 from app.config import get_settings
 from app.db import resolve_database_url
+from app.loyalty.cli import loyalty_app
 
 app = typer.Typer(help="Jambo customer-management service.", no_args_is_help=True)
 clients_app = typer.Typer(
     help="API clients for the client-credentials grant.", no_args_is_help=True
 )
 app.add_typer(clients_app, name="clients")
+app.add_typer(loyalty_app, name="loyalty")
 console = Console(stderr=True)
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -22,7 +22,7 @@ from app.logs import setup_logging
 from app.mail import make_mailer
 from app.middleware import RequestContextMiddleware
 from app.privacy.service import DeletionService
-from app.routers import auth, customers, health
+from app.routers import auth, customers, customers_v1, health, language, loyalty, me
 from app.security import TokenVerifier
 
 DESCRIPTION = """One store of customers and loyalty-programme members behind four contracts:
@@ -38,6 +38,10 @@ def _unmatched_renderers() -> list[tuple[str, Renderer]]:
         ("/api/customers", customers.render),
         ("/api/customer/", customers.render),
         ("/api/auth/", auth.render),
+        ("/api/v1/customers", customers_v1.render),
+        ("/api/v1/loyalty", loyalty.render),
+        ("/api/v3/customer", me.render),
+        ("/api/v3/customer/language", language.render),
     ]
 
 
@@ -75,7 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     renderers = _unmatched_renderers()
 
-    for module in (customers, auth, health):
+    for module in (customers, customers_v1, loyalty, me, language, auth, health):
         app.include_router(module.router)
 
     @app.get(

@@ -1,0 +1,1 @@
+"""Benchmark harness: the service against a minimal floor app, same machine, same run."""
