@@ -1,0 +1,62 @@
+"""Operational endpoints: health, readiness, metrics, docs without a CDN, CORS."""
+
+import httpx
+
+from tests.conftest import STAFF
+
+
+async def test_healthz_and_readyz(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["status"] == "ready"
+
+
+async def test_readyz_is_503_when_migrations_are_behind(client: httpx.AsyncClient, app) -> None:
+    expected = app.state.head_revision
+    app.state.head_revision = "9999"
+    try:
+        response = await client.get("/readyz")
+    finally:
+        app.state.head_revision = expected
+    assert response.status_code == 503
+
+
+async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClient) -> None:
+    await client.get("/api/customer/01HWJ8WH9X8WBK65EMGY9YKPBS", headers=STAFF)
+    text = (await client.get("/metrics")).text
+    assert 'route="/api/customer/{customer_ulid}"' in text
+    assert "jambo_http_request_duration_seconds_bucket" in text
+    assert "01HWJ8WH9X8WBK65EMGY9YKPBS" not in text
+
+
+async def test_docs_are_served_without_a_cdn(client: httpx.AsyncClient) -> None:
+    docs = await client.get("/docs")
+    assert docs.status_code == 200
+    assert "cdn." not in docs.text and "unpkg" not in docs.text
+    assert "swagger-ui-bundle.js" in docs.text
+    bundle = await client.get("/static-offline-docs/swagger-ui-bundle.js")
+    assert bundle.status_code == 200 and len(bundle.content) > 100_000
+    redoc = await client.get("/redoc")
+    assert redoc.status_code == 200 and "cdn." not in redoc.text
+    spec = (await client.get("/openapi.json")).json()
+    for path in ("/api/customers", "/api/customer/{customer_ulid}", "/api/auth/token"):
+        assert path in spec["paths"]
+
+
+async def test_cors_preflight_for_a_configured_origin(client: httpx.AsyncClient) -> None:
+    response = await client.options(
+        "/api/customers",
+        headers={
+            "Origin": "https://frontend.example.com",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        },
+    )
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == "https://frontend.example.com"
+    other = await client.options(
+        "/api/customers",
+        headers={"Origin": "https://evil.example.net", "Access-Control-Request-Method": "POST"},
+    )
+    assert "access-control-allow-origin" not in other.headers
