@@ -2,7 +2,6 @@
 
 import asyncio
 import os
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -19,19 +18,15 @@ clients_app = typer.Typer(
 app.add_typer(clients_app, name="clients")
 app.add_typer(loyalty_app, name="loyalty")
 console = Console(stderr=True)
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def migrate_to_head(database_url: str | None = None) -> None:
     """Apply every Alembic migration (the embedded server is started when needed)."""
     from alembic import command
-    from alembic.config import Config
 
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
-    config.attributes["database_url"] = database_url or resolve_database_url(get_settings())
-    config.attributes["configure_logging"] = False
-    command.upgrade(config, "head")
+    from app.schema import alembic_config
+
+    command.upgrade(alembic_config(database_url or resolve_database_url(get_settings())), "head")
 
 
 @app.command()

@@ -23,6 +23,7 @@ from app.mail import make_mailer
 from app.middleware import RequestContextMiddleware
 from app.privacy.service import DeletionService
 from app.routers import auth, customers, customers_v1, health, language, loyalty, me
+from app.schema import head_revision
 from app.security import TokenVerifier
 
 DESCRIPTION = """One store of customers and loyalty-programme members behind four contracts:
@@ -58,7 +59,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.customers = CustomerService(db, settings)
     app.state.deletion = DeletionService(db, settings, mailer)
     app.state.auth = AuthService(db, settings, mailer)
-    app.state.head_revision = health.head_revision()
+    app.state.head_revision = head_revision()
     try:
         yield
     finally:

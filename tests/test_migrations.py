@@ -8,16 +8,12 @@ import asyncpg
 from alembic import command
 from alembic.config import Config
 
-from app.cli import ROOT
+from app.schema import alembic_config
 from tests.conftest import _plain, create_database, drop_database, server_url
 
 
 def _config(url: str) -> Config:
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
-    config.attributes["database_url"] = url
-    config.attributes["configure_logging"] = False
-    return config
+    return alembic_config(url)
 
 
 async def _tables(url: str) -> set[str]:
@@ -35,8 +31,14 @@ async def test_upgrade_head_then_downgrade_base_then_upgrade_again() -> None:
     url = await create_database(base, name)
     try:
         await asyncio.to_thread(command.upgrade, _config(url), "head")
-        assert {"customers", "loyalty_members", "deletion_tokens", "audit_events",
-                "api_clients", "email_codes"} <= await _tables(url)
+        assert {
+            "customers",
+            "loyalty_members",
+            "deletion_tokens",
+            "audit_events",
+            "api_clients",
+            "email_codes",
+        } <= await _tables(url)
         await asyncio.to_thread(command.downgrade, _config(url), "base")
         assert await _tables(url) == {"alembic_version"}
         await asyncio.to_thread(command.upgrade, _config(url), "head")

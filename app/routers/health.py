@@ -1,7 +1,5 @@
 """Liveness and readiness probes."""
 
-from alembic.config import Config
-from alembic.script import ScriptDirectory
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy import text
@@ -9,16 +7,6 @@ from sqlalchemy import text
 from app.http import JSON
 
 router = APIRouter(tags=["Operations"])
-
-
-def head_revision() -> str | None:
-    """The newest migration shipped with this build."""
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[2]
-    config = Config(str(root / "alembic.ini"))
-    config.set_main_option("script_location", str(root / "migrations"))
-    return ScriptDirectory.from_config(config).get_current_head()
 
 
 @router.get(
