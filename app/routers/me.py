@@ -1,15 +1,283 @@
-"""Stub: replaced by the contract's implementation."""
+"""Customer API v3 (seed 004), self-service: the current customer and the update form."""
 
-from fastapi import APIRouter, Request
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
 
-from app.contract import Problem, contract_route
+from app.config import Settings
+from app.contract import NON_FIELD, Problem, contract_route
+from app.customers import form
+from app.customers.ids import parse_ulid
+from app.customers.rules import clean_changes
+from app.customers.schemas import CustomerRecord
+from app.customers.service import CustomerService
+from app.deps import CustomersDep, SettingsDep
+from app.errors import Conflict, Invalid, NotFound, Unauthenticated
 from app.http import JSON
+from app.security import CustomerPrincipal, Principal
+
+NOT_AUTHENTICATED = "Customer not authenticated"
+BAD_JSON = "JSON parse error: the request body is not valid JSON."
+
+
+def messages(problem: Problem) -> str:
+    """The problem's messages for a client, without field prefixes."""
+    found = [m for msgs in problem.fields.values() for m in msgs]
+    return " ".join(found) if found else problem.message
 
 
 def render(request: Request, problem: Problem) -> Response:
-    """Errors in this contract's format."""
-    return JSON({"detail": problem.message}, status_code=problem.status)
+    """Errors as `{"detail": message}`; every 401 is "Customer not authenticated"."""
+    if problem.status == 401:
+        return JSON(
+            {"detail": NOT_AUTHENTICATED},
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},  # refined to error="invalid_token" if so
+        )
+    return JSON({"detail": messages(problem)}, status_code=problem.status)
 
 
-router = APIRouter(route_class=contract_route(render))
+router = APIRouter(tags=["Customer API v3"], route_class=contract_route(render))
+
+
+async def customer_of(principal: Principal, customers: CustomerService) -> CustomerRecord:
+    """The record behind a customer token; a token for a vanished customer is a 401."""
+    customer_id = parse_ulid(principal.sub)
+    if customer_id is not None:
+        try:
+            return await customers.get(customer_id)
+        except NotFound:
+            pass
+    raise Unauthenticated(NOT_AUTHENTICATED, invalid_token=True)
+
+
+async def current_customer(principal: CustomerPrincipal, customers: CustomersDep) -> CustomerRecord:
+    """The calling customer's record (customer tokens only: staff get 403)."""
+    return await customer_of(principal, customers)
+
+
+CurrentCustomer = Annotated[CustomerRecord, Depends(current_customer)]
+
+
+async def read_object(request: Request) -> dict[str, Any] | None:
+    """The body as a dict (a JSON object, or form fields); None when it is empty."""
+    content_type = request.headers.get("content-type", "")
+    if "application/x-www-form-urlencoded" in content_type or "multipart/form-data" in content_type:
+        fields = await request.form()
+        return {k: v for k, v in fields.items() if isinstance(v, str)} or None
+    raw = await request.body()
+    if not raw.strip():
+        return None
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise Invalid(
+            {NON_FIELD: ["JSON parse error: the request body is not valid JSON."]}
+        ) from None
+    if not isinstance(data, dict):
+        raise Invalid({NON_FIELD: ["The request body must be a JSON object."]})
+    return data
+
+
+# --- OpenAPI models (responses are rendered with orjson; these document them) ---
+
+_CUSTOMER_EXAMPLE: dict[str, Any] = {
+    "customer_id": "01HWJ8WH9X8WBK65EMGY9YKPBS",
+    "first_name": "Cynthia",
+    "last_name": "Norris",
+    "mobile": "+254712345678",
+    "email": "aaron97@example.org",
+    "nationality": "LS",
+    "dob": "1985-09-06",
+    "gender": "female",
+    "passport_number": None,
+    "nation_id_number": "12345678",
+    "language": "en",
+    "address": "12 Moi Avenue, Nairobi, 00100, Kenya",
+}
+
+
+class CustomerV3(BaseModel):
+    """The current customer; absent values are null."""
+
+    model_config = ConfigDict(json_schema_extra={"example": _CUSTOMER_EXAMPLE})
+    customer_id: str
+    first_name: str
+    last_name: str
+    mobile: str | None = Field(description="E.164, with country code")
+    email: str | None
+    nationality: str | None = Field(description="ISO 3166-1 alpha-2")
+    dob: str | None = Field(description="YYYY-MM-DD")
+    gender: str | None
+    passport_number: str | None
+    nation_id_number: str | None
+    language: str
+    address: str | None = Field(description='The non-empty address parts joined with ", "')
+
+
+class Choice(BaseModel):
+    value: str
+    label: str
+
+
+class FormField(BaseModel):
+    """One field of the form schema."""
+
+    type: str = Field(description="string | email | phone | date | country | choice")
+    label: str
+    required: bool
+    max_length: int | None = Field(None, description="Only on free-text fields")
+    choices: list[Choice] | None = Field(None, description="Only on choice fields")
+    value: Any = Field(description="Current value (or the submitted one when has_errors)")
+    errors: list[str]
+
+
+def _example_form() -> dict[str, Any]:
+    current = {k: v for k, v in _CUSTOMER_EXAMPLE.items() if k != "customer_id"}
+    return form.render(current, ["en", "sw", "fr", "ar", "pt", "es", "de", "zh"])
+
+
+FORM_EXAMPLE = {
+    "customer_id": _CUSTOMER_EXAMPLE["customer_id"],
+    "form": _example_form(),
+    "has_errors": False,
+}
+
+
+class CustomerForm(BaseModel):
+    """The update form: `form` is keyed by field name, in display order."""
+
+    model_config = ConfigDict(json_schema_extra={"example": FORM_EXAMPLE})
+    customer_id: str
+    form: dict[str, FormField]
+    has_errors: bool
+    non_field_errors: list[str] | None = Field(
+        None, description="Only present when the POST named unknown fields"
+    )
+
+
+class Detail(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"example": {"detail": NOT_AUTHENTICATED}})
+    detail: str
+
+
+class CustomerFormIn(BaseModel):
+    """Plain values keyed by field name; send only the fields that change."""
+
+    first_name: str | None = None
+    last_name: str | None = None
+    mobile: str | None = None
+    email: str | None = None
+    nationality: str | None = Field(None, description="alpha-2, alpha-3 or English name")
+    dob: str | None = Field(None, description="YYYY-MM-DD")
+    gender: str | None = Field(None, description=", ".join(v for v, _ in form.GENDERS))
+    passport_number: str | None = None
+    nation_id_number: str | None = None
+    language: str | None = None
+    address: str | None = Field(None, description="Replaces the whole stored address")
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Detail, "description": "No, invalid or expired customer token"},
+    403: {"model": Detail, "description": "Not a customer token (staff)"},
+}
+# Declared here too (not only on the model) so the example keeps the form's field order.
+FORM_OK: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The form (with `has_errors` and per-field `errors` after a POST)",
+        "content": {"application/json": {"example": FORM_EXAMPLE}},
+    }
+}
+FORM_BODY = {
+    "requestBody": {
+        "required": False,
+        "content": {
+            "application/json": {
+                "schema": CustomerFormIn.model_json_schema(),
+                "example": {"first_name": "Cyn", "mobile": "0712345678", "dob": "1985-09-06"},
+            }
+        },
+    }
+}
+
+
+def _form_response(
+    record: CustomerRecord,
+    settings: Settings,
+    current: dict[str, Any] | None = None,
+    errors: dict[str, list[str]] | None = None,
+    unknown: list[str] | None = None,
+) -> Response:
+    body: dict[str, Any] = {
+        "customer_id": record.ulid,
+        "form": form.render(current or form.values(record), settings.supported_languages, errors),
+        "has_errors": bool(errors or unknown),
+    }
+    if unknown:
+        body["non_field_errors"] = unknown
+    return JSON(body)
+
+
+@router.get(
+    "/api/v3/customer/",
+    response_model=CustomerV3,
+    responses=ERRORS,
+    summary="The signed-in customer's details",
+)
+async def get_me(customer: CurrentCustomer) -> Response:
+    return JSON({"customer_id": customer.ulid, **form.values(customer)})
+
+
+@router.get(
+    "/api/v3/customer/update/",
+    response_model=CustomerForm,
+    responses={**ERRORS, **FORM_OK},
+    summary="The update form with the current values",
+)
+async def get_form(customer: CurrentCustomer, settings: SettingsDep) -> Response:
+    return _form_response(customer, settings)
+
+
+@router.post(
+    "/api/v3/customer/update/",
+    response_model=CustomerForm,
+    responses={
+        **ERRORS,
+        **FORM_OK,
+        400: {"model": Detail, "description": "Body is not a JSON object"},
+    },
+    openapi_extra=FORM_BODY,
+    summary="Submit changes (partial); 200 with the form and has_errors either way",
+)
+async def post_form(
+    request: Request, customer: CurrentCustomer, customers: CustomersDep, settings: SettingsDep
+) -> Response:
+    body = await read_object(request)
+    if not body:
+        return _form_response(customer, settings)
+    sub = form.read_submission(body, form.values(customer))
+    if sub.errors or sub.unknown:
+        errors = dict(sub.errors)
+        try:  # the core's rules still check the rest: every message at once
+            clean_changes(sub.changes, settings)
+        except Invalid as exc:
+            for name, msgs in form.errors_by_v3_name(exc.errors).items():
+                errors.setdefault(name, msgs)
+        return _form_response(customer, settings, sub.echoed, errors, sub.unknown)
+    if not sub.changes:
+        return _form_response(customer, settings)
+    try:
+        record = await customers.update(customer.id, sub.changes)
+    except Invalid as exc:
+        return _form_response(customer, settings, sub.echoed, form.errors_by_v3_name(exc.errors))
+    except Conflict as exc:
+        if exc.field is None:
+            return _form_response(customer, settings, sub.echoed, unknown=[exc.message])
+        errors = form.errors_by_v3_name({exc.field: [exc.message]})
+        return _form_response(customer, settings, sub.echoed, errors)
+    except NotFound:
+        raise Unauthenticated(NOT_AUTHENTICATED, invalid_token=True) from None
+    return _form_response(record, settings)
