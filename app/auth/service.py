@@ -39,6 +39,11 @@ def hash_secret(secret: str, salt: bytes | None = None) -> str:
     return f"{salt.hex()}${digest.hex()}"
 
 
+def _storable(text: str, max_length: int) -> bool:
+    """Whether a credential can be looked up at all (PostgreSQL refuses NUL in text)."""
+    return "\x00" not in text and len(text) <= max_length
+
+
 def verify_secret(secret: str, stored: str) -> bool:
     """Constant-time check of a secret against its stored hash."""
     salt_hex, _, _digest = stored.partition("$")
@@ -92,6 +97,8 @@ class AuthService:
         self, client_id: str, secret: str, requested: str | None
     ) -> dict[str, object]:
         """A staff token for a registered, unrevoked client (scopes narrowed on request)."""
+        if not _storable(client_id, 64):
+            raise GrantError("invalid_client", 401)
         async with self.db.read() as conn:
             row = (
                 await conn.execute(select(CLIENTS).where(CLIENTS.c.client_id == client_id))
@@ -108,6 +115,8 @@ class AuthService:
 
     async def send_email_code(self, email: str) -> None:
         """Mail a one-time code if the address is a customer's; silently nothing otherwise."""
+        if not _storable(email, 254):
+            return
         code = f"{secrets.randbelow(1_000_000):06d}"
         ttl = dt.timedelta(minutes=self.settings.email_code_ttl_minutes)
         async with self.db.transaction() as conn:
@@ -138,6 +147,8 @@ class AuthService:
 
     async def redeem_email_code(self, email: str, code: str) -> dict[str, object]:
         """A customer token for a live, matching code; wrong tries count towards a lockout."""
+        if not _storable(email, 254):
+            raise GrantError("invalid_grant")
         now = dt.datetime.now(dt.UTC)
         async with self.db.transaction() as conn:
             record = await customers.find_by_email(conn, email)
