@@ -51,7 +51,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Build the engine and services on start-up; dispose of the pool on shutdown."""
     settings: Settings = app.state.settings
     engine = make_engine(resolve_database_url(settings), settings)
-    db = Database(engine)
+    db = Database(engine, settings.db_pool_size)
+    await db.open()
     mailer = make_mailer(settings)
     app.state.db = db
     app.state.mailer = mailer
@@ -63,7 +64,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        await engine.dispose()
+        await db.close()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

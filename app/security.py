@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -109,7 +109,7 @@ def _verifier(request: Request) -> TokenVerifier:
     return verifier
 
 
-def optional_principal(request: Request) -> Principal | None:
+async def optional_principal(request: Request) -> Principal | None:
     """The caller's Principal, None without an Authorization header; bad tokens are refused."""
     header = request.headers.get("authorization")
     if not header:
@@ -122,7 +122,7 @@ def optional_principal(request: Request) -> Principal | None:
     return principal
 
 
-def current_principal(
+async def current_principal(
     principal: Annotated[Principal | None, Depends(optional_principal)],
 ) -> Principal:
     """The caller's Principal; no credentials at all is a 401."""
@@ -131,10 +131,10 @@ def current_principal(
     return principal
 
 
-def staff_with(scope: str) -> Callable[[Principal], Principal]:
+def staff_with(scope: str) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency that admits staff tokens carrying `scope`."""
 
-    def dependency(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    async def dependency(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
         if not principal.is_staff or scope not in principal.scopes:
             raise Forbidden("You do not have permission to perform this action.")
         return principal
@@ -143,10 +143,10 @@ def staff_with(scope: str) -> Callable[[Principal], Principal]:
     return dependency
 
 
-def staff_or_self(scope: str) -> Callable[[Principal], Principal]:
+def staff_or_self(scope: str) -> Callable[[Principal], Awaitable[Principal]]:
     """Admit staff with `scope`, and customers (the route checks they act on themselves)."""
 
-    def dependency(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    async def dependency(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
         if principal.is_staff and scope not in principal.scopes:
             raise Forbidden("You do not have permission to perform this action.")
         return principal
@@ -154,7 +154,7 @@ def staff_or_self(scope: str) -> Callable[[Principal], Principal]:
     return dependency
 
 
-def customer_only(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+async def customer_only(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
     """Admit customer tokens only (a staff token on a self-service route is a 403)."""
     if not principal.is_customer:
         raise Forbidden("You do not have permission to perform this action.")

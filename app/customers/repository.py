@@ -10,11 +10,23 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.customers.models import Customer
 from app.customers.schemas import CustomerRecord
+from app.database import Database
 from app.db import table_of
 from app.errors import Conflict
 
 T = table_of(Customer)
 COLUMNS = [T.c[name] for name in CustomerRecord.__slots__]
+
+
+# The by-id read is the hottest query: plain SQL for the raw read pool, columns in the
+# order of CustomerRecord's fields.
+SELECT_BY_ID = f"SELECT {', '.join(CustomerRecord.__slots__)} FROM customers WHERE id = $1"
+
+
+async def fetch_by_id(db: Database, customer_id: uuid.UUID) -> CustomerRecord | None:
+    """One customer by id, in one round trip."""
+    row = await db.fetchrow(SELECT_BY_ID, customer_id)
+    return CustomerRecord(*row) if row else None
 
 
 def _is_email_clash(exc: IntegrityError) -> bool:

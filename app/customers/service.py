@@ -23,8 +23,7 @@ class CustomerService:
 
     async def get(self, customer_id: uuid.UUID) -> CustomerRecord:
         """One customer, or NotFound."""
-        async with self.db.read() as conn:
-            record = await repo.get(conn, customer_id)
+        record = await repo.fetch_by_id(self.db, customer_id)
         if record is None:
             raise NotFound("Customer not found.")
         return record
