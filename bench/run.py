@@ -1,0 +1,449 @@
+"""`make bench`: the service against the floor app on the same machine, in the same run.
+
+Seeds a fresh database with COPY, starts the floor (bench/floor.py) and the service
+(`jambo serve`, 1 worker then 2), drives both with wrk over loopback, and prints a table
+and, as the last line, `summary: {json}`. Each scenario runs several rounds, alternating
+service and floor; figures are medians over the rounds.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import psutil
+
+from app.cli import migrate_to_head
+from app.config import Settings
+from app.customers.ids import render_ulid
+from app.db import embedded_database_url
+from app.security import STAFF_SCOPES, mint_token
+from app.seed import seed_database
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVICE_PORT, FLOOR_PORT = 8100, 8101
+SECRET = "bench-secret-" + "b" * 40
+WRK_DONE = """
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRKJSON {"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,"errors":%d,"bad_status":%d}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.connect + e.read + e.write + e.timeout, e.status))
+end
+"""
+
+
+@dataclass
+class Result:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def lua_list(values: list[str]) -> str:
+    return "{" + ",".join(json.dumps(v) for v in values) + "}"
+
+
+def wrk_script(method: str, paths: list[str], headers: list[str], body: str | None = None) -> str:
+    """A wrk script choosing a random (path, Authorization) pair per request."""
+    post = ""
+    if body is not None:
+        post = f"""
+local counter = 0
+function make_body()
+  counter = counter + 1
+  return string.format({json.dumps(body)}, tid or 0, counter)
+end"""
+    return f"""
+local paths = {lua_list(paths)}
+local auths = {lua_list(headers)}
+local tid_seq = 0
+function setup(thread) tid_seq = tid_seq + 1; thread:set("tid", tid_seq) end
+math.randomseed(os.time())
+{post}
+request = function()
+  local i = math.random(#paths)
+  local h = {{["Authorization"] = auths[((i - 1) % #auths) + 1], ["Content-Type"] = "application/json"}}
+  return wrk.format("{method}", paths[i], h, {"make_body()" if body is not None else "nil"})
+end
+{WRK_DONE}"""
+
+
+def run_wrk(port: int, script: str, seconds: int, connections: int) -> Result:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
+        handle.write(script)
+    try:
+        out = subprocess.run(
+            [
+                "wrk",
+                "-t2",
+                f"-c{connections}",
+                f"-d{seconds}s",
+                "--timeout",
+                "5s",
+                "-s",
+                handle.name,
+                f"http://127.0.0.1:{port}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 30,
+            check=True,
+        ).stdout
+    finally:
+        os.unlink(handle.name)
+    line = next(x for x in out.splitlines() if x.startswith("WRKJSON "))
+    data = json.loads(line[len("WRKJSON ") :])
+    return Result(
+        rps=data["requests"] / (data["duration_us"] / 1e6),
+        p50_ms=data["p50_us"] / 1000,
+        p99_ms=data["p99_us"] / 1000,
+        errors=data["errors"] + data["bad_status"],
+    )
+
+
+def median_result(results: list[Result]) -> Result:
+    return Result(
+        rps=statistics.median(r.rps for r in results),
+        p50_ms=statistics.median(r.p50_ms for r in results),
+        p99_ms=statistics.median(r.p99_ms for r in results),
+        errors=sum(r.errors for r in results),
+    )
+
+
+class RssWatch:
+    """Samples the peak RSS of every process in a tree while it runs."""
+
+    def __init__(self, pid: int) -> None:
+        self.root = psutil.Process(pid)
+        self.peak_per_process = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                procs = [self.root, *self.root.children(recursive=True)]
+                for proc in procs:
+                    self.peak_per_process = max(self.peak_per_process, proc.memory_info().rss)
+            except psutil.Error:
+                pass
+            self._stop.wait(0.25)
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.peak_per_process / 2**20
+
+
+@contextmanager
+def process(cmd: list[str], env: dict[str, str], port: int, log: Path):
+    """Start a server, wait for it to answer, stop it gracefully afterwards."""
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except OSError:
+                if proc.poll() is not None or time.time() > deadline:
+                    raise RuntimeError(f"{cmd[0]} did not start; see {log}") from None
+                time.sleep(0.2)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def ensure_wrk() -> None:
+    if shutil.which("wrk"):
+        return
+    print("wrk not found: installing it from the Debian packages", file=sys.stderr)
+    subprocess.run(["apt-get", "update", "-qq"], check=False)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
+
+
+async def prepare_database(base_url: str, name: str, customers: int, loyalty: int) -> str:
+    plain = base_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    conn = await asyncpg.connect(plain)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    head, _, tail = base_url.partition("?")
+    url = head.rsplit("/", 1)[0] + f"/{name}" + (f"?{tail}" if tail else "")
+    await asyncio.to_thread(migrate_to_head, url)
+    await seed_database(url, customers, loyalty)
+    return url
+
+
+async def sample_customers(url: str, count: int) -> list[str]:
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    try:
+        rows = await conn.fetch("SELECT id FROM customers TABLESAMPLE SYSTEM (5) LIMIT $1", count)
+        if len(rows) < count:
+            rows = await conn.fetch("SELECT id FROM customers ORDER BY random() LIMIT $1", count)
+    finally:
+        await conn.close()
+    return [render_ulid(r["id"]) for r in rows]
+
+
+def loyalty_rows(batch: int, start: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "loyalty_id": f"B{start + i}",
+            "cardno": str(10_000_000 + i),
+            "discount": "5.5",
+            "client_name": f"Bench Member {start + i}",
+            "client_birthday": "1980-05-17",
+            "is_male": i % 2 == 0,
+        }
+        for i in range(batch)
+    ]
+
+
+FLOOR_UPSERT = """
+INSERT INTO loyalty_members (loyalty_id, cardno, discount, client_name, client_birthday, is_male)
+SELECT * FROM unnest($1::text[], $2::text[], $3::numeric[], $4::text[], $5::date[], $6::bool[])
+ON CONFLICT (loyalty_id) DO UPDATE SET cardno = excluded.cardno, discount = excluded.discount,
+  client_name = excluded.client_name, client_birthday = excluded.client_birthday,
+  is_male = excluded.is_male, updated_at = now()
+RETURNING (xmax = 0) AS inserted
+"""
+
+
+async def bulk_service(token: str, batches: int, batch: int, start: int) -> float:
+    headers = {"Authorization": f"Bearer {token}"}
+    bodies = [loyalty_rows(batch, start + b * batch) for b in range(batches)]
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{SERVICE_PORT}", timeout=60) as c:
+        began = time.perf_counter()
+        for body in bodies:
+            response = await c.post("/api/v1/loyalty/", json=body, headers=headers)
+            if response.status_code != 201:
+                raise RuntimeError(
+                    f"bulk upload failed: {response.status_code} {response.text[:200]}"
+                )
+        return batches * batch / (time.perf_counter() - began)
+
+
+async def bulk_floor(url: str, batches: int, batch: int, start: int) -> float:
+    import datetime as dt
+    import decimal
+
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    try:
+        bodies = [loyalty_rows(batch, start + b * batch) for b in range(batches)]
+        began = time.perf_counter()
+        for body in bodies:
+            # The floor parses the same JSON the service receives, then one array upsert.
+            rows = json.loads(json.dumps(body))
+            await conn.fetch(
+                FLOOR_UPSERT,
+                [r["loyalty_id"] for r in rows],
+                [r["cardno"] for r in rows],
+                [decimal.Decimal(r["discount"]) for r in rows],
+                [r["client_name"] for r in rows],
+                [dt.date.fromisoformat(r["client_birthday"]) for r in rows],
+                [r["is_male"] for r in rows],
+            )
+        return batches * batch / (time.perf_counter() - began)
+    finally:
+        await conn.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="100,000 customers, short rounds")
+    parser.add_argument("--customers", type=int)
+    args = parser.parse_args()
+    customers = args.customers or (100_000 if args.quick else 1_000_000)
+    seconds, rounds = (3, 2) if args.quick else (10, 3)
+    bulk_batches = 10 if args.quick else 30
+    ensure_wrk()
+
+    base = os.environ.get("BENCH_DATABASE_URL") or embedded_database_url(".data", "postgres")
+    began = time.perf_counter()
+    url = asyncio.run(prepare_database(base, "jambo_bench", customers, 10_000))
+    print(f"seeded {customers:,} customers in {time.perf_counter() - began:.1f}s", file=sys.stderr)
+    ids = asyncio.run(sample_customers(url, 2000))
+
+    settings = Settings(jwt_secret=SECRET, _env_file=None)  # type: ignore[call-arg]
+    staff = mint_token(settings, "bench", "staff", STAFF_SCOPES, 7200)
+    customer_tokens = [mint_token(settings, u, "customer", (), 7200) for u in ids[:300]]
+    staff_h = [f"Bearer {staff}"]
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "JWT_SECRET": SECRET,
+        "LOG_LEVEL": "WARNING",
+        "RUN_MIGRATIONS": "0",
+        "FLOOR_DSN": url.replace("postgresql+asyncpg://", "postgresql://", 1),
+    }
+    logs = Path(tempfile.mkdtemp(prefix="jambo-bench-"))
+    py = sys.executable
+    floor_cmd = [
+        py,
+        "-m",
+        "uvicorn",
+        "bench.floor:app",
+        "--port",
+        str(FLOOR_PORT),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
+    cities = "address.city=Nairobi,Mombasa&sortBy=lastName,firstName:desc&pageSize=20"
+    scenarios: list[tuple[str, str, list[str], list[str], str | None, int]] = [
+        (
+            "GET /api/v1/customers/{id}",
+            "GET",
+            [f"/api/v1/customers/{u}" for u in ids],
+            staff_h,
+            None,
+            32,
+        ),
+        ("GET /api/customer/{ulid}", "GET", [f"/api/customer/{u}" for u in ids], staff_h, None, 32),
+        (
+            "v1 list city filter, sorted, 20",
+            "GET",
+            [f"/api/v1/customers?{cities}"],
+            staff_h,
+            None,
+            32,
+        ),
+        ("Jambo list page 1", "GET", ["/api/customers?page=1"], staff_h, None, 32),
+        (
+            "POST /api/customers",
+            "POST",
+            ["/api/customers"],
+            staff_h,
+            '{"first_name":"Bench","last_name":"Writer","email":"bench-%d-%d-'
+            + str(int(time.time()))
+            + '@example.org","nationality":"KE","dob":"1990-01-01",'
+            '"phone_number":"0712345678"}',
+            16,
+        ),
+        (
+            "GET /api/v3/customer/",
+            "GET",
+            ["/api/v3/customer/"] * len(customer_tokens),
+            [f"Bearer {t}" for t in customer_tokens],
+            None,
+            32,
+        ),
+    ]
+    rows: list[tuple[str, int, Result]] = []
+    floor_results: list[Result] = []
+    service_get: dict[int, Result] = {}
+    rss_mb = 0.0
+    bulk = {"service": [], "floor": []}  # type: dict[str, list[float]]
+    for workers in (1, 2):
+        service_cmd = [
+            py,
+            "-m",
+            "app.cli",
+            "serve",
+            "--port",
+            str(SERVICE_PORT),
+            "--workers",
+            str(workers),
+            "--no-migrate",
+        ]
+        with (
+            process(service_cmd, env, SERVICE_PORT, logs / f"service{workers}.log") as proc,
+            process(floor_cmd, env, FLOOR_PORT, logs / "floor.log"),
+        ):
+            watch = RssWatch(proc.pid)
+            chosen = scenarios if workers == 1 else scenarios[:1]
+            for name, method, paths, headers, body, conns in chosen:
+                results = []
+                for _ in range(rounds):
+                    results.append(
+                        run_wrk(
+                            SERVICE_PORT, wrk_script(method, paths, headers, body), seconds, conns
+                        )
+                    )
+                    if name.startswith("GET /api/v1/customers/{id}") and workers == 1:
+                        floor_results.append(
+                            run_wrk(FLOOR_PORT, wrk_script("GET", paths, headers), seconds, conns)
+                        )
+                rows.append((name, workers, median_result(results)))
+                r = rows[-1][2]
+                print(
+                    f"  {name} ({workers} worker(s)): {r.rps:.0f} req/s, p99 {r.p99_ms:.1f} ms,"
+                    f" {r.errors} errors",
+                    file=sys.stderr,
+                )
+                if name.startswith("GET /api/v1/customers/{id}"):
+                    service_get[workers] = median_result(results)
+            if workers == 1:
+                start = 0
+                for _ in range(rounds):
+                    bulk["service"].append(
+                        asyncio.run(bulk_service(staff, bulk_batches, 1000, start))
+                    )
+                    start += bulk_batches * 1000
+                    bulk["floor"].append(asyncio.run(bulk_floor(url, bulk_batches, 1000, start)))
+                    start += bulk_batches * 1000
+            rss_mb = max(rss_mb, watch.stop())
+
+    floor = median_result(floor_results)
+    print(
+        f"\nJambo benchmark — {customers:,} customers, wrk -t2, {seconds}s × {rounds} rounds, "
+        f"medians; {os.cpu_count()} cores"
+    )
+    print(f"{'scenario':<36}{'workers':>8}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
+    for name, workers, r in rows:
+        print(f"{name:<36}{workers:>8}{r.rps:>10.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{r.errors:>8}")
+    print(
+        f"{'floor: raw asyncpg GET':<36}{1:>8}{floor.rps:>10.0f}{floor.p50_ms:>9.2f}"
+        f"{floor.p99_ms:>9.2f}{floor.errors:>8}"
+    )
+    bulk_rate = statistics.median(bulk["service"])
+    bulk_floor_rate = statistics.median(bulk["floor"])
+    print(
+        f"loyalty bulk, batches of 1,000: service {bulk_rate:,.0f} rows/s, "
+        f"floor {bulk_floor_rate:,.0f} rows/s"
+    )
+    print(f"peak RSS per service process: {rss_mb:.0f} MB; logs in {logs}")
+    list_row = next(r for n, w, r in rows if n.startswith("v1 list") and w == 1)
+    summary = {
+        "get_customer_vs_floor": round(service_get[1].rps / floor.rps, 3),
+        "get_customer_rps": round(service_get[1].rps),
+        "get_customer_rps_2_workers": round(service_get[2].rps),
+        "floor_rps": round(floor.rps),
+        "list_filtered_p99_ms": round(list_row.p99_ms, 2),
+        "bulk_rows_per_s": round(bulk_rate),
+        "bulk_vs_floor": round(bulk_rate / bulk_floor_rate, 3),
+        "rss_mb": round(rss_mb, 1),
+        "customers": customers,
+        "errors": sum(r.errors for _, _, r in rows),
+    }
+    print("summary: " + json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
