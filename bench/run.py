@@ -41,7 +41,8 @@ WRK_DONE = """
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
-    'WRKJSON {"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,"errors":%d,"bad_status":%d}\\n',
+    'WRKJSON {"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,' ..
+    '"errors":%d,"bad_status":%d}\\n',
     summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
     e.connect + e.read + e.write + e.timeout, e.status))
 end
@@ -79,7 +80,8 @@ math.randomseed(os.time())
 {post}
 request = function()
   local i = math.random(#paths)
-  local h = {{["Authorization"] = auths[((i - 1) % #auths) + 1], ["Content-Type"] = "application/json"}}
+  local h = {{["Authorization"] = auths[((i - 1) % #auths) + 1],
+             ["Content-Type"] = "application/json"}}
   return wrk.format("{method}", paths[i], h, {"make_body()" if body is not None else "nil"})
 end
 {WRK_DONE}"""
