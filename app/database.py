@@ -59,6 +59,12 @@ class Database:
             await self._pool.close()
         await self.engine.dispose()
 
+    def read_pool_size(self) -> tuple[int, int]:
+        """(open, idle) connections of the raw read pool."""
+        if self._pool is None:
+            return 0, 0
+        return self._pool.get_size(), self._pool.get_idle_size()
+
     async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
         """One row from a single raw statement on the read pool."""
         if self._pool is None:

@@ -20,6 +20,7 @@ from app.db import make_engine, resolve_database_url
 from app.http import JSON
 from app.logs import setup_logging
 from app.mail import make_mailer
+from app.metrics import watch_pools
 from app.middleware import RequestContextMiddleware
 from app.privacy.service import DeletionService
 from app.routers import auth, customers, customers_v1, health, language, loyalty, me
@@ -53,6 +54,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     engine = make_engine(resolve_database_url(settings), settings)
     db = Database(engine, settings.db_pool_size)
     await db.open()
+    watch_pools(db)
     mailer = make_mailer(settings)
     app.state.db = db
     app.state.mailer = mailer

@@ -6,18 +6,12 @@ import time
 import uuid
 from typing import Any
 
-from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.metrics import LATENCY, REQUESTS
 
 log = logging.getLogger("jambo.access")
 
-REQUESTS = Counter("jambo_http_requests_total", "HTTP requests", ["method", "route", "status"])
-LATENCY = Histogram(
-    "jambo_http_request_duration_seconds",
-    "HTTP request latency",
-    ["method", "route"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
-)
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 

@@ -28,6 +28,7 @@ async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClien
     assert 'route="/api/customer/{customer_ulid}"' in text
     assert "jambo_http_request_duration_seconds_bucket" in text
     assert "01HWJ8WH9X8WBK65EMGY9YKPBS" not in text
+    assert 'jambo_db_pool_connections{pool="sqlalchemy",state="checked_out"}' in text
 
 
 async def test_docs_are_served_without_a_cdn(client: httpx.AsyncClient) -> None:
