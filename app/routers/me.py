@@ -74,9 +74,7 @@ async def read_object(request: Request) -> dict[str, Any] | None:
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise Invalid(
-            {NON_FIELD: ["JSON parse error: the request body is not valid JSON."]}
-        ) from None
+        raise Invalid({NON_FIELD: [BAD_JSON]}) from None
     if not isinstance(data, dict):
         raise Invalid({NON_FIELD: ["The request body must be a JSON object."]})
     return data
