@@ -1,0 +1,138 @@
+"""Every loyalty-member query."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, delete, func, or_, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.db import table_of
+from app.errors import Invalid
+from app.loyalty.models import LoyaltyMember
+from app.loyalty.schemas import FIELDS, TAKEN_MSG, MemberRecord
+
+T = table_of(LoyaltyMember)
+COLUMNS = [T.c[name] for name in FIELDS]
+ORDERABLE = {
+    "cardno": T.c.cardno,
+    "client_name": T.c.client_name,
+    "client_birthday": T.c.client_birthday,
+    "identifier": T.c.loyalty_id,
+}
+
+# One statement for a whole batch: the arrays are unnested into rows, already de-duplicated
+# and sorted by key, so two overlapping uploads lock their rows in the same order (no
+# deadlock) and a later upload waits for, then updates, what an earlier one inserted.
+UPSERT = text(
+    """
+    INSERT INTO loyalty_members
+        (loyalty_id, cardno, discount, client_name, client_birthday, is_male)
+    SELECT * FROM unnest(
+        CAST(:loyalty_id AS varchar[]), CAST(:cardno AS varchar[]),
+        CAST(:discount AS numeric[]), CAST(:client_name AS varchar[]),
+        CAST(:client_birthday AS date[]), CAST(:is_male AS boolean[])
+    ) ORDER BY 1
+    ON CONFLICT (loyalty_id) DO UPDATE SET
+        cardno = excluded.cardno,
+        discount = excluded.discount,
+        client_name = excluded.client_name,
+        client_birthday = excluded.client_birthday,
+        is_male = excluded.is_male,
+        updated_at = now()
+    RETURNING (xmax = 0) AS inserted
+    """
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    """A page request: filters, ordering (column names, '-' for descending), window."""
+
+    offset: int
+    limit: int
+    search: str | None = None
+    is_male: bool | None = None
+    ordering: tuple[str, ...] = ()
+
+
+def _like(term: str) -> str:
+    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _filtered(query: ListQuery, stmt: Select[Any]) -> Select[Any]:
+    if query.search:
+        pattern = _like(query.search)
+        stmt = stmt.where(
+            or_(
+                T.c.client_name.ilike(pattern, escape="\\"),
+                T.c.cardno.ilike(pattern, escape="\\"),
+            )
+        )
+    if query.is_male is not None:
+        stmt = stmt.where(T.c.is_male.is_(query.is_male))
+    return stmt
+
+
+async def page(conn: AsyncConnection, query: ListQuery) -> tuple[int, list[MemberRecord]]:
+    """The total matching and one ordered window of members."""
+    total = (await conn.execute(_filtered(query, select(func.count()).select_from(T)))).scalar()
+    order: list[ColumnElement[Any]] = []
+    for name in query.ordering:
+        column = ORDERABLE[name.lstrip("-")]
+        order.append(column.desc() if name.startswith("-") else column.asc())
+    order.append(T.c.id)  # the stable tiebreak: creation order
+    stmt = _filtered(query, select(*COLUMNS)).order_by(*order)
+    rows = (await conn.execute(stmt.offset(query.offset).limit(query.limit))).all()
+    return int(total or 0), [MemberRecord.from_row(r) for r in rows]
+
+
+async def get(conn: AsyncConnection, loyalty_id: str) -> MemberRecord | None:
+    """One member by its loyalty_id."""
+    row = (await conn.execute(select(*COLUMNS).where(T.c.loyalty_id == loyalty_id))).first()
+    return MemberRecord.from_row(row) if row else None
+
+
+async def upsert(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> int:
+    """Insert or replace rows with distinct loyalty_ids in one statement; returns inserts."""
+    if not rows:
+        return 0
+    params = {field: [row[field] for row in rows] for field in FIELDS}
+    result = await conn.execute(UPSERT, params)
+    return sum(1 for (inserted,) in result if inserted)
+
+
+async def update_one(
+    conn: AsyncConnection, loyalty_id: str, values: dict[str, Any]
+) -> MemberRecord | None:
+    """Change (and possibly rename) a member; None when it does not exist."""
+    stmt = (
+        update(T)
+        .where(T.c.loyalty_id == loyalty_id)
+        .values(**values, updated_at=func.now())
+        .returning(*COLUMNS)
+    )
+    try:
+        row = (await conn.execute(stmt)).first()
+    except IntegrityError as exc:
+        if "loyalty_id" in str(exc.orig):
+            raise Invalid({"loyalty_id": [TAKEN_MSG]}) from exc
+        raise
+    return MemberRecord.from_row(row) if row else None
+
+
+async def delete_one(conn: AsyncConnection, loyalty_id: str) -> bool:
+    """Delete a member; whether it existed."""
+    result = await conn.execute(delete(T).where(T.c.loyalty_id == loyalty_id).returning(T.c.id))
+    return result.first() is not None
+
+
+async def stream_all(conn: AsyncConnection, batch: int = 5000) -> AsyncIterator[MemberRecord]:
+    """Every member in creation order, fetched in batches (server-side cursor)."""
+    result = await conn.stream(select(*COLUMNS).order_by(T.c.id).execution_options(yield_per=batch))
+    async for row in result:
+        yield MemberRecord.from_row(row)

@@ -1,0 +1,309 @@
+"""Loyalty members: the stored record, and DRF-style parsing of one input item.
+
+Messages are Django REST framework's, word for word: clients of the register were written
+against them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Input field names in the order DRF reports their errors (the serializer's field order).
+FIELDS = ("loyalty_id", "cardno", "discount", "client_name", "client_birthday", "is_male")
+REQUIRED = ("loyalty_id", "client_name", "client_birthday")
+MAX_LENGTH = {"loyalty_id": 50, "cardno": 20, "client_name": 200}
+MAX_DIGITS, DECIMAL_PLACES = 20, 4
+
+REQUIRED_MSG = "This field is required."
+NULL_MSG = "This field may not be null."
+BLANK_MSG = "This field may not be blank."
+STRING_MSG = "Not a valid string."
+NUL_MSG = "Null characters are not allowed."
+NUMBER_MSG = "Enter a number."
+PLACES_MSG = f"Ensure that there are no more than {DECIMAL_PLACES} decimal places."
+DIGITS_MSG = f"Ensure that there are no more than {MAX_DIGITS} digits in total."
+WHOLE_MSG = (
+    f"Ensure that there are no more than {MAX_DIGITS - DECIMAL_PLACES} digits "
+    "before the decimal point."
+)
+DATE_MSG = "Date has wrong format. Use one of these formats instead: YYYY[-MM[-DD]]"
+BOOLEAN_MSG = "Must be a valid boolean."
+TAKEN_MSG = "loyalty member with this loyalty_id already exists."
+
+_TRUE = {"t", "y", "yes", "true", "on", "1"}
+_FALSE = {"f", "n", "no", "false", "off", "0"}
+_NULL = {"", "null", "none"}
+_ISO = re.compile(r"(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?(?:[T ]00:00(?::00(?:\.0+)?)?(?:Z)?)?")
+_US = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRecord:
+    """One loyalty member as stored (the contract renders it)."""
+
+    loyalty_id: str
+    cardno: str | None
+    discount: decimal.Decimal | None
+    client_name: str | None
+    client_birthday: dt.date | None
+    is_male: bool | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> MemberRecord:
+        return cls(*(row[i] for i in range(6)))
+
+
+class FieldError(ValueError):
+    """One field's message."""
+
+
+def expected_dict(value: object) -> dict[str, list[str]]:
+    """DRF's error for an item that is not a JSON object."""
+    name = type(value).__name__ if value is not None else "NoneType"
+    return {"non_field_errors": [f"Invalid data. Expected a dictionary, but got {name}."]}
+
+
+def _string(value: object, field: str, *, blank_ok: bool) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise FieldError(STRING_MSG)
+    text = str(value).strip()
+    if "\x00" in text:
+        raise FieldError(NUL_MSG)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate from a \ud800 escape
+        raise FieldError(STRING_MSG) from None
+    if not text and not blank_ok:
+        raise FieldError(BLANK_MSG)
+    limit = MAX_LENGTH[field]
+    if len(text) > limit:
+        raise FieldError(f"Ensure this field has no more than {limit} characters.")
+    return text
+
+
+def parse_decimal(value: object) -> decimal.Decimal:
+    """A discount: numeric(20,4); strings and JSON numbers both accepted."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float | decimal.Decimal):
+        raise FieldError(NUMBER_MSG)
+    text = str(value).strip()
+    if len(text) > 100:
+        raise FieldError(NUMBER_MSG)
+    try:
+        number = decimal.Decimal(text)
+    except decimal.InvalidOperation:
+        raise FieldError(NUMBER_MSG) from None
+    if not number.is_finite():
+        raise FieldError(NUMBER_MSG)
+    sign, digits, exponent = number.as_tuple()
+    assert isinstance(exponent, int)
+    if exponent >= 0:
+        whole, places = len(digits) + exponent, 0
+    else:
+        places = -exponent
+        whole = max(len(digits) - places, 0)
+    if places > DECIMAL_PLACES:
+        raise FieldError(PLACES_MSG)
+    if whole + places > MAX_DIGITS:
+        raise FieldError(DIGITS_MSG)
+    if whole > MAX_DIGITS - DECIMAL_PLACES:
+        raise FieldError(WHOLE_MSG)
+    return number
+
+
+def parse_date(value: object) -> dt.date:
+    """YYYY-MM-DD, YYYY-MM and YYYY (first day), M/D/YYYY (month first), or our own output."""
+    if not isinstance(value, str):
+        raise FieldError(DATE_MSG)
+    text = value.strip()
+    try:
+        if m := _ISO.fullmatch(text):
+            year, month, day = int(m[1]), int(m[2] or 1), int(m[3] or 1)
+        elif m := _US.fullmatch(text):
+            month, day, year = int(m[1]), int(m[2]), int(m[3])
+        else:
+            raise FieldError(DATE_MSG)
+        return dt.date(year, month, day)
+    except ValueError:
+        raise FieldError(DATE_MSG) from None
+
+
+def parse_boolean(value: object) -> bool | None:
+    """DRF's truthy/falsy spellings; null and '' mean unknown."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int | float) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        if text in _NULL:
+            return None
+    raise FieldError(BOOLEAN_MSG)
+
+
+def _clean(field: str, value: object) -> object:
+    if field == "loyalty_id":
+        return _string(value, field, blank_ok=False)
+    if field == "client_name":
+        return _string(value, field, blank_ok=False)
+    if field == "cardno":
+        return _string(value, field, blank_ok=True) or None
+    if field == "discount":
+        if isinstance(value, str) and not value.strip():
+            return None
+        return parse_decimal(value)
+    if field == "client_birthday":
+        return parse_date(value)
+    return parse_boolean(value)
+
+
+def parse_item(
+    raw: object, *, partial: bool = False
+) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """Clean one input item: (values, {}) or ({}, {field: [message]}).
+
+    A full item (POST, PUT) needs the required fields and sets every other field (absent →
+    null); a partial one (PATCH) sets only the fields it names.
+    """
+    if not isinstance(raw, Mapping):
+        return {}, expected_dict(raw)
+    values: dict[str, Any] = {}
+    errors: dict[str, list[str]] = {}
+    for field in FIELDS:
+        if field not in raw:
+            if partial:
+                continue
+            if field in REQUIRED:
+                errors[field] = [REQUIRED_MSG]
+            else:
+                values[field] = None
+            continue
+        value = raw[field]
+        if value is None:
+            if field in REQUIRED:
+                errors[field] = [NULL_MSG]
+            else:
+                values[field] = None
+            continue
+        try:
+            values[field] = _clean(field, value)
+        except FieldError as exc:
+            errors[field] = [str(exc)]
+    return ({}, errors) if errors else (values, {})
+
+
+def render_discount(value: decimal.Decimal | None) -> str | None:
+    """At least two decimals: 15 → "15.00", 3.125 → "3.1250" (the stored scale beyond two)."""
+    if value is None:
+        return None
+    cents = value.quantize(decimal.Decimal("0.01"))
+    if cents == value:
+        return f"{cents:f}"
+    return f"{value.quantize(decimal.Decimal('0.0001')):f}"
+
+
+def render_birthday(value: dt.date | None) -> str | None:
+    """The documented `YYYY-MM-DDT00:00:00`."""
+    return f"{value.isoformat()}T00:00:00" if value else None
+
+
+# API documentation models (the router renders plain dicts; these describe them).
+
+
+class LoyaltyMemberIn(BaseModel):
+    """One member as POSTed or PUT (upsert key: loyalty_id)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "loyalty_id": "3",
+                "cardno": "33",
+                "discount": "15",
+                "client_name": "Mariya",
+                "client_birthday": "1982-11-17",
+                "is_male": False,
+            }
+        }
+    )
+
+    loyalty_id: str = Field(max_length=50)
+    cardno: str | None = Field(None, max_length=20)
+    discount: str | None = Field(None, description="Decimal, at most 4 places")
+    client_name: str = Field(max_length=200)
+    client_birthday: str = Field(description="YYYY-MM-DD, YYYY-MM, YYYY or M/D/YYYY")
+    is_male: bool | None = None
+
+
+class LoyaltyMemberOut(BaseModel):
+    """One member as the register shows it."""
+
+    url: str = Field(examples=["http://localhost:8000/api/v1/loyalty/3/"])
+    loyalty_id: str = Field(examples=["3"])
+    cardno: str | None = Field(examples=["33"])
+    discount: str | None = Field(examples=["15.00"])
+    client_name: str | None = Field(examples=["Mariya"])
+    client_birthday: str | None = Field(examples=["1982-11-17T00:00:00"])
+    is_male: bool | None = Field(examples=[False])
+
+
+class LoyaltyPage(BaseModel):
+    count: int = Field(examples=[3])
+    next: str | None = Field(examples=["http://localhost:8000/api/v1/loyalty/?page=2"])
+    previous: str | None = Field(examples=[None])
+    results: list[LoyaltyMemberOut]
+
+
+class UpsertResult(BaseModel):
+    updated: int = Field(examples=[1])
+    inserted: int = Field(examples=[2])
+
+
+class Detail(BaseModel):
+    detail: str = Field(examples=["Not found"])
+
+
+class Metadata(BaseModel):
+    name: str = Field(examples=["Loyalty List"])
+    description: str = Field(examples=["Loyalty"])
+    renders: list[str]
+    parses: list[str]
+    actions: dict[str, dict[str, dict[str, Any]]]
+
+
+def _field(kind: str, required: bool, label: str | None = None, **extra: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": kind, "required": required, "read_only": False}
+    if label:
+        out["label"] = label
+    return {**out, **extra}
+
+
+_ACTION_FIELDS: dict[str, dict[str, Any]] = {
+    "url": {"type": "field", "required": False, "read_only": True},
+    "loyalty_id": _field("string", True, max_length=50),
+    "cardno": _field("string", False, "cardno", max_length=20),
+    "discount": _field("decimal", False, "discount"),
+    "client_name": _field("string", True, "client name", max_length=200),
+    "client_birthday": _field("date", True),
+    "is_male": _field("boolean", False, "is male"),
+}
+
+
+def metadata(name: str, action: str) -> dict[str, Any]:
+    """The OPTIONS document of the seed (DRF's SimpleMetadata)."""
+    return {
+        "name": name,
+        "description": "Loyalty",
+        "renders": ["application/json", "text/html"],
+        "parses": ["application/json", "application/x-www-form-urlencoded", "multipart/form-data"],
+        "actions": {action: _ACTION_FIELDS},
+    }

@@ -1,0 +1,138 @@
+"""Loyalty-register use cases: validation, the set-based bulk upsert, transactions."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from app.config import Settings
+from app.database import Database
+from app.errors import DomainError, Invalid, NotFound
+from app.loyalty import repository as repo
+from app.loyalty.repository import ListQuery
+from app.loyalty.schemas import MemberRecord, parse_item
+
+NOT_FOUND = "Not found"
+
+
+class BulkInvalid(DomainError):
+    """Some items of a bulk upload are invalid: one error dict per item ({} when valid)."""
+
+    def __init__(self, errors: list[dict[str, list[str]]]) -> None:
+        super().__init__("Invalid items in the upload.")
+        self.errors = errors
+
+
+class TooManyItems(DomainError):
+    """A bulk upload over the configured item limit."""
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertCounts:
+    """What an upload did, counted as if its items were applied one after another."""
+
+    inserted: int
+    updated: int
+
+
+@dataclass(frozen=True, slots=True)
+class Validated:
+    """Cleaned items (in input order) and one error dict per input item."""
+
+    values: list[dict[str, Any]]
+    errors: list[dict[str, list[str]]]
+
+    @property
+    def ok(self) -> bool:
+        return not any(self.errors)
+
+
+def dedupe_sorted(items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The last item of each loyalty_id, sorted by key (a lock order shared by all writers)."""
+    last = {item["loyalty_id"]: item for item in items}
+    return [last[key] for key in sorted(last)]
+
+
+class LoyaltyService:
+    """Read, upload, change and delete loyalty members."""
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+
+    async def page(self, query: ListQuery) -> tuple[int, list[MemberRecord]]:
+        """Total count and one page of members."""
+        async with self.db.read() as conn:
+            return await repo.page(conn, query)
+
+    async def get(self, loyalty_id: str) -> MemberRecord:
+        """One member, or NotFound."""
+        async with self.db.read() as conn:
+            record = await repo.get(conn, loyalty_id)
+        if record is None:
+            raise NotFound(NOT_FOUND)
+        return record
+
+    def validate(self, raw_items: Sequence[object]) -> Validated:
+        """Clean every item; errors are collected, never raised."""
+        values: list[dict[str, Any]] = []
+        errors: list[dict[str, list[str]]] = []
+        for raw in raw_items:
+            cleaned, problems = parse_item(raw)
+            errors.append(problems)
+            if not problems:
+                values.append(cleaned)
+        return Validated(values, errors)
+
+    async def upload(self, raw_items: Sequence[object]) -> UpsertCounts:
+        """Validate and upsert a whole upload, all or nothing (BulkInvalid lists the errors)."""
+        limit = self.settings.max_bulk_items
+        if len(raw_items) > limit:
+            raise TooManyItems(f"Ensure this field has no more than {limit} elements.")
+        checked = self.validate(raw_items)
+        if not checked.ok:
+            raise BulkInvalid(checked.errors)
+        return await self.upsert(checked.values)
+
+    async def upload_one(self, raw: object) -> tuple[UpsertCounts, str]:
+        """Validate and upsert one item (Invalid with its field errors); returns its key."""
+        cleaned, problems = parse_item(raw)
+        if problems:
+            raise Invalid(problems)
+        return await self.upsert([cleaned]), cleaned["loyalty_id"]
+
+    async def upsert(self, values: Sequence[dict[str, Any]]) -> UpsertCounts:
+        """Write cleaned items in one statement; a repeated key is one insert then updates."""
+        if not values:
+            return UpsertCounts(0, 0)
+        async with self.db.transaction() as conn:
+            inserted = await repo.upsert(conn, dedupe_sorted(values))
+        return UpsertCounts(inserted, len(values) - inserted)
+
+    async def replace(self, loyalty_id: str, raw: object, *, partial: bool) -> MemberRecord:
+        """PUT (every field, may rename) or PATCH (only the fields given)."""
+        cleaned, problems = parse_item(raw, partial=partial)
+        if problems:
+            await self.get(loyalty_id)  # as DRF: an unknown member is a 404 before any 400
+            raise Invalid(problems)
+        async with self.db.transaction() as conn:
+            if not cleaned:
+                record = await repo.get(conn, loyalty_id)
+            else:
+                record = await repo.update_one(conn, loyalty_id, cleaned)
+        if record is None:
+            raise NotFound(NOT_FOUND)
+        return record
+
+    async def delete(self, loyalty_id: str) -> None:
+        """Remove a member, or NotFound."""
+        async with self.db.transaction() as conn:
+            if not await repo.delete_one(conn, loyalty_id):
+                raise NotFound(NOT_FOUND)
+
+    async def export(self) -> AsyncIterator[MemberRecord]:
+        """Every member, in creation order, streamed (a server-side cursor needs a transaction)."""
+        async with self.db.transaction() as conn:
+            async for record in repo.stream_all(conn):
+                yield record

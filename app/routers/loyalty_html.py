@@ -1,0 +1,175 @@
+"""The browsable page of the loyalty register (`.api` / `?format=api` / browsers).
+
+Everything user-supplied is HTML-escaped; the only markup added to the JSON is links on
+the `url`, `next` and `previous` keys, whose values the service built itself.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any
+
+from fastapi.responses import HTMLResponse
+
+from app.loyalty.schemas import MAX_LENGTH
+
+_LINK = re.compile(
+    r"&quot;(url|next|previous)&quot;: &quot;(https?://(?:(?!&quot;)[^\s<>])*)&quot;"
+)
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:0;background:#f5f5f5;color:#222}
+header{background:#2c3e50;color:#fff;padding:.8em 2em}header a{color:#fff}
+main{max-width:60em;margin:1.5em auto;padding:0 1em}
+pre{background:#fff;border:1px solid #ddd;padding:1em;overflow:auto}
+.req{font-family:monospace;background:#fff;border:1px solid #ddd;padding:.5em 1em}
+.pager a{margin-right:1em}
+form.item{background:#fff;border:1px solid #ddd;padding:1em;margin:1em 0}
+form.item label{display:block;margin:.4em 0}form.item input,form.item select{width:20em}
+textarea{width:100%;min-height:8em;font-family:monospace}
+.hint{color:#666;font-size:.9em}
+"""
+
+# Browsers cannot add an Authorization header to a plain link or form: with a token saved
+# here, links and forms are sent with fetch() and the answer (HTML again) replaces the page.
+_SCRIPT = """
+(function(){
+var KEY='jambo.loyalty.token',box=document.getElementById('token');
+box.value=sessionStorage.getItem(KEY)||'';
+function go(method,url,body){
+ var t=sessionStorage.getItem(KEY);if(!t){return false;}
+ var h={'Accept':'text/html','Authorization':'Bearer '+t};
+ if(body!==null){h['Content-Type']='application/x-www-form-urlencoded';}
+ fetch(url,{method:method,headers:h,body:body}).then(function(r){
+  return r.text().then(function(x){
+   if(method==='GET'){history.pushState(null,'',r.url||url);}
+   document.open();document.write(x);document.close();});});
+ return true;}
+document.getElementById('token-form').addEventListener('submit',function(e){
+ e.preventDefault();sessionStorage.setItem(KEY,box.value.trim());go('GET',location.href,null);});
+document.addEventListener('click',function(e){
+ var a=e.target.closest('a[data-api]');if(a&&go('GET',a.href,null)){e.preventDefault();}});
+document.querySelectorAll('form[data-api]').forEach(function(f){
+ f.addEventListener('submit',function(e){
+  if(go('POST',f.action,new URLSearchParams(new FormData(f)).toString())){e.preventDefault();}});});
+})();
+"""
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _pretty(data: object) -> str:
+    text = _e(json.dumps(data, indent=4, ensure_ascii=False))
+    return _LINK.sub(r'&quot;\1&quot;: &quot;<a data-api href="\2">\2</a>&quot;', text)
+
+
+def _input(name: str, label: str, value: object, **attrs: object) -> str:
+    extra = " ".join(f'{k.replace("_", "-")}="{_e(v)}"' for k, v in attrs.items())
+    shown = "" if value is None else _e(value)
+    return f'<label>{_e(label)}<br><input name="{name}" value="{shown}" {extra}></label>'
+
+
+def _fields(current: Mapping[str, Any]) -> str:
+    birthday = str(current.get("client_birthday") or "")[:10]
+    male = current.get("is_male")
+    options = "".join(
+        f'<option value="{v}"{" selected" if male is s else ""}>{t}</option>'
+        for v, s, t in (("", None, "unknown"), ("true", True, "male"), ("false", False, "female"))
+    )
+    return "".join(
+        [
+            _input(
+                "loyalty_id",
+                "loyalty_id *",
+                current.get("loyalty_id"),
+                required="",
+                maxlength=MAX_LENGTH["loyalty_id"],
+            ),
+            _input("cardno", "cardno", current.get("cardno"), maxlength=MAX_LENGTH["cardno"]),
+            _input("discount", "discount", current.get("discount"), inputmode="decimal"),
+            _input(
+                "client_name",
+                "client name *",
+                current.get("client_name"),
+                required="",
+                maxlength=MAX_LENGTH["client_name"],
+            ),
+            _input("client_birthday", "client birthday *", birthday, type="date", required=""),
+            f'<label>is male<br><select name="is_male">{options}</select></label>',
+        ]
+    )
+
+
+def _list_forms(action: str) -> str:
+    return (
+        f'<form class="item" data-api method="post" action="{_e(action)}">'
+        "<h2>Add or replace a member</h2>"
+        f"{_fields({})}<p><button type=submit>POST</button></p></form>"
+        f'<form class="item" data-api method="post" action="{_e(action)}">'
+        "<h2>Raw JSON (one object or a list)</h2>"
+        '<input type="hidden" name="_content_type" value="application/json">'
+        '<textarea name="_content">[\n  {"loyalty_id": "10", "client_name": "Customer #1", '
+        '"client_birthday": "10/20/1970"}\n]</textarea>'
+        "<p><button type=submit>POST</button></p></form>"
+    )
+
+
+def _item_forms(action: str, current: Mapping[str, Any]) -> str:
+    return (
+        f'<form class="item" data-api method="post" action="{_e(action)}">'
+        '<h2>Replace this member</h2><input type="hidden" name="_method" value="PUT">'
+        f"{_fields(current)}<p><button type=submit>PUT</button></p></form>"
+        f'<form class="item" data-api method="post" action="{_e(action)}">'
+        '<input type="hidden" name="_method" value="DELETE">'
+        "<button type=submit>DELETE this member</button></form>"
+    )
+
+
+def browsable_page(
+    *,
+    title: str,
+    method: str,
+    path: str,
+    status: int,
+    headers: Mapping[str, str],
+    data: object,
+    list_url: str,
+    action: str,
+    item: Mapping[str, Any] | None = None,
+    is_list: bool = True,
+) -> HTMLResponse:
+    """The page: request line, status and headers, the escaped JSON, pager and forms."""
+    phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""
+    shown = "".join(f"<b>{_e(k)}:</b> {_e(v)}<br>" for k, v in headers.items())
+    pager = ""
+    if isinstance(data, dict):
+        links = [
+            f'<a data-api rel="{rel}" href="{_e(data[rel])}">{label}</a>'
+            for rel, label in (("previous", "« previous"), ("next", "next »"))
+            if isinstance(data.get(rel), str)
+        ]
+        pager = f'<p class="pager">{"".join(links)}</p>' if links else ""
+    forms = _list_forms(action) if is_list else _item_forms(action, item or {})
+    body = (
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        "<meta name=viewport content='width=device-width'>"
+        f"<title>{_e(title)} – Jambo</title><style>{_STYLE}</style></head><body>"
+        f'<header><a data-api href="{_e(list_url)}">Jambo loyalty register</a></header><main>'
+        f"<h1>{_e(title)}</h1>"
+        f'<p class="req"><b>{_e(method)}</b> {_e(path)}</p>'
+        f'<p class="req">HTTP {status} {_e(phrase)}<br>{shown}</p>'
+        f"<pre>{_pretty(data)}</pre>{pager}{forms}"
+        '<form id="token-form" class="item"><h2>Bearer token</h2>'
+        '<p class="hint">Browsers cannot send an Authorization header themselves: paste a '
+        "staff token (<code>jambo token --staff</code>) to browse and post with it.</p>"
+        '<input id="token" type="password" autocomplete="off"> '
+        "<button type=submit>Use token</button></form>"
+        f"</main><script>{_SCRIPT}</script></body></html>"
+    )
+    return HTMLResponse(body, status_code=status)
