@@ -27,13 +27,22 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-def embedded_database_url(data_dir: str, database: str = "jambo") -> str:
-    """Start (or reuse) the embedded PostgreSQL under `data_dir` and return an asyncpg URL."""
+def embedded_database_url(
+    data_dir: str, database: str = "jambo", *, stop_at_exit: bool = False
+) -> str:
+    """Start (or reuse) the embedded PostgreSQL under `data_dir` and return an asyncpg URL.
+
+    The server outlives this process unless `stop_at_exit` is set and this process started it.
+    """
     import pgserver  # imported lazily: only needed without DATABASE_URL
+    from pgserver.postgres_server import PostmasterInfo
 
     root = Path(data_dir).absolute()
     root.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(root / "pg", cleanup_mode=None)
+    running = PostmasterInfo.read_from_pgdata(root / "pg")
+    started_here = running is None or not running.is_running()
+    mode = "stop" if stop_at_exit and started_here else None
+    server = pgserver.get_server(root / "pg", cleanup_mode=mode)
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
     if "1 row" not in exists:
         server.psql(f'CREATE DATABASE "{database}";')

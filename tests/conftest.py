@@ -32,7 +32,11 @@ def _plain(url: str) -> str:
 
 def server_url() -> str:
     """TEST_DATABASE_URL's server when set, else the embedded one (started on demand)."""
-    return os.environ.get("TEST_DATABASE_URL") or embedded_database_url(".data", "postgres")
+    # An embedded server the tests start is stopped when they end; one already running
+    # (`make run`) is left alone.
+    return os.environ.get("TEST_DATABASE_URL") or embedded_database_url(
+        ".data", "postgres", stop_at_exit=True
+    )
 
 
 async def create_database(base_url: str, name: str) -> str:
