@@ -1,15 +1,723 @@
-"""Stub: replaced by the contract's implementation."""
+"""Customer Management API v1 (seed 002): camelCase, nested address, `{"success","status","data"}`.
 
-from fastapi import APIRouter, Request
+A thin adapter: it maps v1 names onto store fields, checks the one rule of its own (names of
+1–30 characters), and leaves every other rule to the core (`CustomerService` → `clean_changes`).
+"""
+
+import datetime as dt
+import re
+import uuid
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictStr
 
-from app.contract import Problem, contract_route
-from app.http import JSON
+from app.contract import NON_FIELD, Problem, contract_route
+from app.customers.ids import parse_ulid
+from app.customers.rules import clean_changes
+from app.customers.schemas import CustomerRecord
+from app.customers.search import CustomerFilter, CustomerSearch, SortKey
+from app.customers.validation import FieldError, clean_text
+from app.deps import CustomersDep, SettingsDep
+from app.errors import Invalid, NotFound
+from app.http import JSON, parse_int
+from app.security import StaffCustomersRead, StaffCustomersWrite
+
+PREFIX = "/api/v1/customers"
+
+# v1 name → store field. Messages from the core name store fields; they are shown in v1 names.
+FIELDS = {
+    "firstName": "first_name",
+    "lastName": "last_name",
+    "middleName": "middle_name",
+    "email": "email",
+    "phoneNumber": "phone_number",
+    "nationality": "nationality",
+    "dob": "dob",
+    "gender": "gender",
+}
+ADDRESS = {
+    "addressLine1": "address_line1",
+    "addressLine2": "address_line2",
+    "city": "address_city",
+    "state": "address_state",
+    "postCode": "address_post_code",
+    "country": "address_country",
+}
+V1_NAME = {store: v1 for v1, store in FIELDS.items()} | {
+    store: f"address.{v1}" for v1, store in ADDRESS.items()
+}
+# Messages are listed in the order of the representation, whoever found them.
+_STORE_ORDER = [*FIELDS.values(), "address", *ADDRESS.values()]
+_ORDER = {n: i for i, s in enumerate(_STORE_ORDER) for n in (s, V1_NAME.get(s, s))}
+NAME_FIELDS = ("first_name", "last_name", "middle_name")
+NAME_MAX = 30  # this contract's documented limit (the store allows 100)
+
+# Sortable v1 names → search sort keys.
+SORTABLE = {
+    "customerId": "id",
+    "firstName": "first_name",
+    "lastName": "last_name",
+    "email": "email",
+    "dob": "dob",
+    "nationality": "nationality",
+    "lastUpdated": "updated_at",
+    "address.city": "address_city",
+    "address.postCode": "address_post_code",
+}
+PAGE_SIZE, MAX_PAGE_SIZE = 100, 1000
+FILTER_MAX, FILTER_MAX_VALUES = 200, 50
+
+# ---------------------------------------------------------------- errors
+
+STATUS_MESSAGES = {
+    403: "You do not have permission to perform this action",
+    404: "Resource could not be located",
+    405: "Method not allowed",
+    412: "The customer has changed since the ETag you sent; fetch it again",
+    500: "An internal server error has occured processing your request",  # sic, as documented
+}
+# Core (and request-parsing) messages → this contract's phrasing after the quoted field name.
+PHRASES = {
+    "This field is required.": "is required",
+    "This field may not be blank.": "must not be blank",
+    "Not a valid string.": "must be a string",
+    "Control characters are not allowed.": "must not contain control characters",
+    "Enter a valid email address.": "must be a valid email address",
+    "Enter a valid phone number.": "must be a valid phone number",
+    "Enter a valid date in the format YYYY-MM-DD.": "must be a date in the format YYYY-MM-DD",
+    "Date of birth cannot be in the future.": "must not be in the future",
+    "Date of birth cannot be before 1900-01-01.": "must not be before 1900-01-01",
+    "Enter a valid country: an ISO 3166-1 code or English name.": (
+        "must be an ISO 3166-1 country code or English country name"
+    ),
+    "Input should be a valid dictionary or object to extract fields from": "must be an object",
+    "Unknown field.": "is not a known field",
+}
+_TOO_LONG = re.compile(r"Ensure this field has no more than (\d+) characters\.")
+_NAME_RANGE = f"must be between 1 and {NAME_MAX} characters"
+
+
+def _message(field: str, text: str) -> str:
+    """One 400 message in the seed's style: `'firstName' must be between 1 and 30 characters`."""
+    if field == NON_FIELD:
+        if text == "This field is required.":
+            return "A JSON object is required as the request body"
+        if text in PHRASES:
+            return "The request body must be a JSON object"
+        return text
+    name = V1_NAME.get(field, field)
+    too_long = _TOO_LONG.fullmatch(text)
+    if field in NAME_FIELDS or name in FIELDS and FIELDS[name] in NAME_FIELDS:
+        if too_long or text in ("This field is required.", "This field may not be blank."):
+            return f"'{name}' {_NAME_RANGE}"
+    if too_long:
+        return f"'{name}' must be at most {too_long.group(1)} characters"
+    if text in PHRASES:
+        return f"'{name}' {PHRASES[text]}"
+    if text[:1].islower():  # already phrased by this contract
+        return f"'{name}' {text}"
+    return f"'{name}': {text}"
 
 
 def render(request: Request, problem: Problem) -> Response:
-    """Errors in this contract's format."""
-    return JSON({"detail": problem.message}, status_code=problem.status)
+    """Errors in the v1 envelope; a 401 stays plain (`{"detail"}`), as the seed has it."""
+    if problem.status == 401:
+        return JSON({"detail": problem.message}, status_code=401)
+    error: str | list[str]
+    if problem.status == 400:
+        fields = sorted(problem.fields.items(), key=lambda item: _ORDER.get(item[0], len(_ORDER)))
+        error = [_message(name, text) for name, texts in fields for text in texts] or [
+            problem.message
+        ]
+    else:
+        error = STATUS_MESSAGES.get(problem.status) or problem.message
+    body = {
+        "success": False,
+        "status": problem.status,
+        "data": {"error": error, "request": request.url.path, "method": request.method},
+    }
+    return JSON(body, status_code=problem.status)
 
 
-router = APIRouter(route_class=contract_route(render))
+router = APIRouter(tags=["Customer Management API v1"], route_class=contract_route(render))
+
+# ---------------------------------------------------------------- schemas
+
+ADDRESS_EXAMPLE: dict[str, JsonValue] = {
+    "addressLine1": "1 Jessie street",
+    "addressLine2": None,
+    "city": "Sydney",
+    "state": "NSW",
+    "postCode": "2145",
+    "country": "Australia",
+}
+CUSTOMER_EXAMPLE: dict[str, JsonValue] = {
+    "customerId": "01HWJ8WH9X8WBK65EMGY9YKPBS",
+    "firstName": "Fraser",
+    "lastName": "Brendand",
+    "middleName": None,
+    "email": "fraser@example.org",
+    "phoneNumber": "+61412345678",
+    "nationality": "AU",
+    "dob": "1985-04-12",
+    "gender": None,
+    "address": ADDRESS_EXAMPLE,
+    "lastUpdated": "2017-12-03T10:15:30+00:00",
+}
+
+
+class Address(BaseModel):
+    addressLine1: str | None
+    addressLine2: str | None
+    city: str | None
+    state: str | None
+    postCode: str | None
+    country: str | None
+
+
+class Customer(BaseModel):
+    """A customer as this contract shows it."""
+
+    model_config = ConfigDict(json_schema_extra={"example": CUSTOMER_EXAMPLE})
+
+    customerId: str = Field(description="The customer's ULID")
+    firstName: str
+    lastName: str
+    middleName: str | None
+    email: str | None
+    phoneNumber: str | None = Field(description="E.164")
+    nationality: str | None = Field(description="ISO 3166-1 alpha-2")
+    dob: str | None = Field(description="YYYY-MM-DD")
+    gender: str | None
+    address: Address
+    lastUpdated: str = Field(description="ISO 8601 with offset")
+
+
+class CustomerEnvelope(BaseModel):
+    success: bool = Field(examples=[True])
+    status: int = Field(examples=[201])
+    data: Customer
+
+
+class CustomerPage(BaseModel):
+    pageSize: int
+    pageNo: int
+    totalPages: int
+    first: bool
+    last: bool
+    totalElements: int
+    customers: list[Customer]
+
+
+class PageEnvelope(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "success": True,
+                "status": 200,
+                "data": {
+                    "pageSize": 1,
+                    "pageNo": 0,
+                    "totalPages": 1118,
+                    "first": True,
+                    "last": False,
+                    "totalElements": 1118,
+                    "customers": [CUSTOMER_EXAMPLE],
+                },
+            }
+        }
+    )
+
+    success: bool
+    status: int
+    data: CustomerPage
+
+
+class ErrorData(BaseModel):
+    error: str | list[str]
+    request: str
+    method: str
+
+
+class ErrorEnvelope(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "success": False,
+                "status": 404,
+                "data": {
+                    "error": "Resource could not be located",
+                    "request": "/api/v1/customers/01HWJ8WH9X8WBK65EMGY9YKPBS",
+                    "method": "GET",
+                },
+            }
+        }
+    )
+
+    success: bool
+    status: int
+    data: ErrorData
+
+
+class Unauthorized(BaseModel):
+    detail: str = Field(examples=["Invalid token."])
+
+
+class AddressIn(BaseModel):
+    """Address parts; on PATCH only the parts sent change (`null` clears one)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    addressLine1: StrictStr | None = None
+    addressLine2: StrictStr | None = None
+    city: StrictStr | None = None
+    state: StrictStr | None = None
+    postCode: StrictStr | None = None
+    country: StrictStr | None = None
+
+
+class CustomerIn(BaseModel):
+    """Writable fields; read-only ones echoed back (customerId, lastUpdated) are ignored."""
+
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "example": {
+                "firstName": "Fraser",
+                "lastName": "Brendand",
+                "address": {
+                    "addressLine1": "1 Jessie street",
+                    "addressLine2": "",
+                    "city": "Sydney",
+                    "state": "NSW",
+                    "postCode": "2145",
+                    "country": "Australia",
+                },
+            }
+        },
+    )
+
+    firstName: StrictStr | None = None
+    lastName: StrictStr | None = None
+    middleName: StrictStr | None = None
+    email: StrictStr | None = None
+    phoneNumber: StrictStr | None = None
+    nationality: StrictStr | None = Field(None, description="alpha-2, alpha-3 or English name")
+    dob: StrictStr | None = Field(None, description="YYYY-MM-DD")
+    gender: StrictStr | None = None
+    address: AddressIn | None = None
+
+
+def _envelope_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    described = {
+        400: "Invalid input: `error` lists every problem",
+        403: "Not a staff token with the needed scope",
+        404: "No such customer",
+        409: "The email address is already used by another customer",
+        412: "`If-Match` does not match the current ETag; nothing was changed",
+        413: "Body over the size limit",
+        500: "Unexpected error",
+    }
+    out: dict[int | str, dict[str, Any]] = {
+        401: {"model": Unauthorized, "description": "Missing, bad or expired access token"}
+    }
+    for status in (*statuses, 403, 500):
+        out[status] = {"model": ErrorEnvelope, "description": described[status]}
+    return out
+
+
+# ---------------------------------------------------------------- translation
+
+
+def present(c: CustomerRecord) -> dict[str, Any]:
+    """The v1 representation of a customer."""
+    return {
+        "customerId": c.ulid,
+        "firstName": c.first_name,
+        "lastName": c.last_name,
+        "middleName": c.middle_name,
+        "email": c.email,
+        "phoneNumber": c.phone_number,
+        "nationality": c.nationality,
+        "dob": c.dob.isoformat() if c.dob else None,
+        "gender": c.gender,
+        "address": {
+            "addressLine1": c.address_line1,
+            "addressLine2": c.address_line2,
+            "city": c.address_city,
+            "state": c.address_state,
+            "postCode": c.address_post_code,
+            "country": c.address_country,
+        },
+        "lastUpdated": c.updated_at.astimezone(dt.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _replacement(body: CustomerIn) -> dict[str, Any]:
+    """PUT: every v1 field, absent ones cleared."""
+    address = body.address or AddressIn()
+    return {store: getattr(body, v1) for v1, store in FIELDS.items()} | {
+        store: getattr(address, v1) for v1, store in ADDRESS.items()
+    }
+
+
+def _merge_patch(body: CustomerIn) -> dict[str, Any]:
+    """PATCH (RFC 7396): only the members sent change; `null` clears; `address` is merged."""
+    changes = {FIELDS[v1]: getattr(body, v1) for v1 in body.model_fields_set if v1 in FIELDS}
+    if "address" in body.model_fields_set:
+        if body.address is None:
+            changes |= dict.fromkeys(ADDRESS.values())
+        else:
+            sent = body.address.model_fields_set
+            changes |= {
+                store: getattr(body.address, v1) for v1, store in ADDRESS.items() if v1 in sent
+            }
+    return changes
+
+
+def _check_names(changes: Mapping[str, Any], settings: Any, *, creating: bool = False) -> None:
+    """This contract's own rule (names ≤ 30); reported together with the core's findings."""
+    errors = {
+        name: [f"Ensure this field has no more than {NAME_MAX} characters."]
+        for name in NAME_FIELDS
+        if isinstance(changes.get(name), str) and len(changes[name].strip()) > NAME_MAX
+    }
+    if not errors:
+        return
+    try:
+        clean_changes(changes, settings, creating=creating)  # only to list its errors too
+    except Invalid as exc:
+        errors = exc.errors | errors
+    raise Invalid(errors)
+
+
+def _customer_id(text: str) -> uuid.UUID:
+    customer_id = parse_ulid(text)
+    if customer_id is None:
+        raise NotFound()
+    return customer_id
+
+
+def _tags(header: str) -> list[str]:
+    return [t.strip() for t in header.split(",") if t.strip()]
+
+
+async def _expected_version(
+    if_match: str | None, customer_id: uuid.UUID, customers: CustomersDep
+) -> int | None:
+    """The version an If-Match header allows (strong comparison); 0 matches no version."""
+    if if_match is None or if_match.strip() == "*":
+        return None
+    versions: set[int] = set()
+    for tag in _tags(if_match):
+        m = re.fullmatch(r'"([0-9A-Za-z]{26})-(\d{1,9})"', tag)
+        if m and parse_ulid(m.group(1)) == customer_id:
+            versions.add(int(m.group(2)))
+    if len(versions) == 1:
+        return versions.pop()
+    if versions:  # several candidates: the current one, if listed (the UPDATE re-checks it)
+        current = (await customers.get(customer_id)).version
+        return current if current in versions else 0
+    return 0
+
+
+def _not_modified(if_none_match: str | None, record: CustomerRecord) -> bool:
+    """Weak comparison, as If-None-Match uses."""
+    if if_none_match is None:
+        return False
+    tags = [t.removeprefix("W/") for t in _tags(if_none_match)]
+    return "*" in tags or record.etag in tags
+
+
+def _resource(record: CustomerRecord, status: int = 200, envelope: bool = False) -> JSON:
+    headers = {"ETag": record.etag, "Cache-Control": "max-age=0"}
+    payload: Any = present(record)
+    if envelope:
+        payload = {"success": True, "status": status, "data": payload}
+    return JSON(payload, status_code=status, headers=headers)
+
+
+CustomerUlid = Annotated[
+    str, Path(description="The customer's ULID", examples=["01HWJ8WH9X8WBK65EMGY9YKPBS"])
+]
+IfMatch = Annotated[
+    str | None,
+    Header(description="ETag from a GET; the write happens only if it is still current"),
+]
+IfNoneMatch = Annotated[
+    str | None, Header(description="ETag from an earlier GET: 304 while it is current")
+]
+
+
+def _search(request: Request) -> CustomerSearch:
+    return CustomerSearch(request.app.state.db)
+
+
+SearchDep = Annotated[CustomerSearch, Depends(_search)]
+
+
+# ---------------------------------------------------------------- list parameters
+
+
+def _filter_text(errors: dict[str, list[str]], name: str, value: str | None) -> str | None:
+    try:
+        return clean_text(value, max_length=FILTER_MAX)
+    except FieldError as exc:
+        errors[name] = [str(exc)]
+        return None
+
+
+def _filter_list(errors: dict[str, list[str]], name: str, value: str | None) -> tuple[str, ...]:
+    """A comma-separated list (any of them matches); blank items are dropped."""
+    if value is None:
+        return ()
+    items = [_filter_text(errors, name, part) for part in value.split(",")]
+    if len(items) > FILTER_MAX_VALUES:
+        errors[name] = [f"must list at most {FILTER_MAX_VALUES} values"]
+    return tuple(dict.fromkeys(i for i in items if i))
+
+
+def _timestamp(errors: dict[str, list[str]], value: str | None) -> dt.datetime | None:
+    if value is None or not value.strip():
+        return None
+    # An unencoded '+' in a query string arrives as a space: "10:15:30 11:00" means "+11:00".
+    text = re.sub(r"(T\d\d:\d\d(?::\d\d(?:\.\d+)?)?) (\d\d:?\d\d)$", r"\1+\2", value.strip())
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        errors["lastUpdated"] = [
+            "must be an ISO 8601 timestamp with an offset, e.g. 2017-12-03T10:15:30+11:00"
+        ]
+        return None
+    return moment
+
+
+def _sort(errors: dict[str, list[str]], value: str | None) -> list[SortKey]:
+    """`firstName,lastName:desc` → sort keys; unknown fields or directions are errors."""
+    keys: dict[str, SortKey] = {}
+    for item in (value or "").split(","):
+        field, _, direction = item.strip().partition(":")
+        if not field:
+            continue
+        direction = direction.strip().lower() or "asc"
+        if field not in SORTABLE:
+            errors.setdefault("sortBy", []).append(
+                f"cannot sort by '{field[:50]}'; use one of {', '.join(SORTABLE)}"
+            )
+        elif direction not in ("asc", "desc"):
+            errors.setdefault("sortBy", []).append(f"direction of '{field}' must be asc or desc")
+        else:
+            keys.setdefault(field, SortKey(SORTABLE[field], direction == "desc"))
+    return list(keys.values())
+
+
+def _query(name: str, description: str, example: str) -> Any:
+    return Query(alias=name, description=description, examples=[example])
+
+
+# ---------------------------------------------------------------- routes
+
+
+@router.get(
+    PREFIX,
+    response_model=PageEnvelope,
+    responses=_envelope_errors(400),
+    summary="List customers: filter, sort and page",
+)
+async def list_customers(
+    search: SearchDep,
+    _: StaffCustomersRead,
+    first_name: Annotated[
+        str | None, _query("firstName", "Case-insensitive exact match", "John")
+    ] = None,
+    last_name: Annotated[
+        str | None, _query("lastName", "Case-insensitive exact match", "Smith")
+    ] = None,
+    line1: Annotated[
+        str | None,
+        _query("address.streetLine1", "Substring, any case; comma list = any", "George Street"),
+    ] = None,
+    line2: Annotated[
+        str | None,
+        _query("address.streetLine2", "Substring, any case; comma list = any", "Mountain Street"),
+    ] = None,
+    city: Annotated[
+        str | None,
+        _query("address.city", "Substring, any case; comma list = any", "Sydney,Potts Point"),
+    ] = None,
+    post_code: Annotated[
+        str | None, _query("address.postCode", "Exact; comma list = any", "2000,2145")
+    ] = None,
+    last_updated: Annotated[
+        str | None,
+        _query(
+            "lastUpdated", "Updated at or after (ISO 8601 with offset)", "2017-12-03T10:15:30+11:00"
+        ),
+    ] = None,
+    page_no: Annotated[str | None, _query("pageNo", "0-based page number", "0")] = None,
+    page_size: Annotated[
+        str | None, _query("pageSize", f"1–{MAX_PAGE_SIZE}, default {PAGE_SIZE}", "100")
+    ] = None,
+    sort_by: Annotated[
+        str | None,
+        _query("sortBy", "Fields, each optionally `:asc`/`:desc`", "firstName,lastName:desc"),
+    ] = None,
+) -> Response:
+    errors: dict[str, list[str]] = {}
+    number, size = parse_int(page_no, 0), parse_int(page_size, PAGE_SIZE)
+    if number is None or number < 0:
+        errors["pageNo"] = ["must be a whole number, 0 or more"]
+    if size is None or not 1 <= size <= MAX_PAGE_SIZE:
+        errors["pageSize"] = [f"must be a whole number between 1 and {MAX_PAGE_SIZE}"]
+    criteria = CustomerFilter(
+        first_name=_filter_text(errors, "firstName", first_name),
+        last_name=_filter_text(errors, "lastName", last_name),
+        address_line1=_filter_list(errors, "address.streetLine1", line1),
+        address_line2=_filter_list(errors, "address.streetLine2", line2),
+        address_city=_filter_list(errors, "address.city", city),
+        address_post_code=_filter_list(errors, "address.postCode", post_code),
+        updated_since=_timestamp(errors, last_updated),
+    )
+    sort = _sort(errors, sort_by)
+    if errors or number is None or size is None:
+        raise Invalid(errors)
+    found = await search.find(criteria, sort, number * size, size)
+    pages = -(-found.total // size)
+    data = {
+        "pageSize": size,
+        "pageNo": number,
+        "totalPages": pages,
+        "first": number == 0,
+        "last": number >= pages - 1,
+        "totalElements": found.total,
+        "customers": [present(c) for c in found.customers],
+    }
+    return JSON({"success": True, "status": 200, "data": data})
+
+
+@router.post(
+    PREFIX,
+    status_code=201,
+    response_model=CustomerEnvelope,
+    responses=_envelope_errors(400, 409, 413),
+    summary="Create a customer",
+)
+async def create_customer(
+    request: Request,
+    body: CustomerIn,
+    customers: CustomersDep,
+    settings: SettingsDep,
+    _: StaffCustomersWrite,
+) -> Response:
+    changes = {k: v for k, v in _replacement(body).items() if v is not None}
+    _check_names(changes, settings, creating=True)
+    record = await customers.create(changes)
+    response = _resource(record, 201, envelope=True)
+    response.headers["Content-Location"] = (
+        f"{request.scope.get('root_path', '')}{PREFIX}/{record.ulid}"
+    )
+    return response
+
+
+@router.get(
+    PREFIX + "/{customer_id}",
+    response_model=Customer,
+    responses={
+        **_envelope_errors(404),
+        304: {"description": "Not modified: empty body, `Cache-Control: max-age=0`"},
+    },
+    summary="Get one customer (with an ETag)",
+)
+async def get_customer(
+    customer_id: CustomerUlid,
+    customers: CustomersDep,
+    _: StaffCustomersRead,
+    if_none_match: IfNoneMatch = None,
+) -> Response:
+    record = await customers.get(_customer_id(customer_id))
+    if _not_modified(if_none_match, record):
+        return Response(
+            status_code=304, headers={"ETag": record.etag, "Cache-Control": "max-age=0"}
+        )
+    return _resource(record)
+
+
+async def _update(
+    customer_id: str,
+    changes: dict[str, Any],
+    if_match: str | None,
+    customers: CustomersDep,
+    settings: Any,
+) -> Response:
+    uid = _customer_id(customer_id)
+    _check_names(changes, settings)
+    expected = await _expected_version(if_match, uid, customers)
+    return _resource(await customers.update(uid, changes, expected))
+
+
+@router.put(
+    PREFIX + "/{customer_id}",
+    response_model=Customer,
+    responses=_envelope_errors(400, 404, 409, 412, 413),
+    summary="Replace a customer (fields left out are cleared)",
+)
+async def replace_customer(
+    customer_id: CustomerUlid,
+    body: CustomerIn,
+    customers: CustomersDep,
+    settings: SettingsDep,
+    _: StaffCustomersWrite,
+    if_match: IfMatch = None,
+) -> Response:
+    return await _update(customer_id, _replacement(body), if_match, customers, settings)
+
+
+@router.patch(
+    PREFIX + "/{customer_id}",
+    response_model=Customer,
+    responses=_envelope_errors(400, 404, 409, 412, 413),
+    summary="Change some fields (JSON merge patch: address merged, null clears)",
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/merge-patch+json": {
+                    "schema": {"$ref": "#/components/schemas/CustomerIn"},
+                    "example": {"address": {"postCode": "2145"}},
+                }
+            }
+        }
+    },
+)
+async def patch_customer(
+    customer_id: CustomerUlid,
+    body: CustomerIn,
+    customers: CustomersDep,
+    settings: SettingsDep,
+    _: StaffCustomersWrite,
+    if_match: IfMatch = None,
+) -> Response:
+    return await _update(customer_id, _merge_patch(body), if_match, customers, settings)
+
+
+@router.delete(
+    PREFIX + "/{customer_id}",
+    status_code=204,
+    response_class=Response,
+    responses={**_envelope_errors(404, 412), 204: {"description": "Deleted; no body"}},
+    summary="Delete a customer and all of their data",
+)
+async def delete_customer(
+    customer_id: CustomerUlid,
+    customers: CustomersDep,
+    principal: StaffCustomersWrite,
+    if_match: IfMatch = None,
+) -> Response:
+    uid = _customer_id(customer_id)
+    expected = await _expected_version(if_match, uid, customers)
+    await customers.delete(uid, actor=f"staff:{principal.sub}", expected_version=expected)
+    return Response(status_code=204)
