@@ -337,3 +337,22 @@ async def test_email_code_request_needs_a_json_email(client) -> None:
         response = await client.post(EMAIL_CODE, json=body)
         assert response.status_code == 400
         assert response.json()["error"] == "invalid_request"
+
+
+async def test_mail_server_down_still_answers_202(settings, mailbox, db) -> None:
+    from app.main import create_app
+    from tests.conftest import free_port
+
+    mailbox.messages.clear()
+    down = create_app(settings.model_copy(update={"smtp_port": free_port()}))  # nobody listens
+    try:
+        async with down.router.lifespan_context(down):
+            transport = httpx.ASGITransport(app=down)
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+                await create_customer(c)
+                response = await c.post(EMAIL_CODE, json={"email": EMAIL})
+                assert (response.status_code, response.json()) == (202, SENT)
+        assert mailbox.messages == []
+        assert await db.fetchval("SELECT count(*) FROM email_codes") == 1  # never delivered
+    finally:
+        await db.execute("TRUNCATE customers, email_codes CASCADE")

@@ -3,6 +3,7 @@
 import datetime as dt
 import hashlib
 import hmac
+import logging
 import secrets
 
 from sqlalchemy import insert, select, update
@@ -14,9 +15,11 @@ from app.customers import repository as customers
 from app.customers.ids import render_ulid
 from app.database import Database
 from app.db import table_of
+from app.errors import Unavailable
 from app.mail import Mailer
 from app.security import STAFF_SCOPES, mint_token
 
+log = logging.getLogger("jambo.auth")
 CLIENTS = table_of(ApiClient)
 CODES = table_of(EmailCode)
 _PBKDF2_ROUNDS = 120_000
@@ -113,16 +116,17 @@ class AuthService:
             granted = wanted
         return self._token(client_id, "staff", granted)
 
-    async def send_email_code(self, email: str) -> None:
-        """Mail a one-time code if the address is a customer's; silently nothing otherwise."""
+    async def issue_email_code(self, email: str) -> tuple[str, str] | None:
+        """Store a fresh one-time code for the address's customer: (address, code), else None."""
+        email = email.strip()
         if not _storable(email, 254):
-            return
+            return None
         code = f"{secrets.randbelow(1_000_000):06d}"
         ttl = dt.timedelta(minutes=self.settings.email_code_ttl_minutes)
         async with self.db.transaction() as conn:
             record = await customers.find_by_email(conn, email)
             if record is None:
-                return
+                return None
             await self._supersede(conn, record.id)
             await conn.execute(
                 insert(CODES).values(
@@ -131,12 +135,25 @@ class AuthService:
                     expires_at=dt.datetime.now(dt.UTC) + ttl,
                 )
             )
+        return record.email or email, code
+
+    async def mail_email_code(self, to: str, code: str) -> None:
+        """Mail an issued code; a mail failure is logged, not raised (the caller has answered)."""
+        try:
             await self.mailer.send(
-                record.email or email,
+                to,
                 "Your Jambo sign-in code",
                 f"Your sign-in code is {code}.\n\nIt expires in "
                 f"{self.settings.email_code_ttl_minutes} minutes and works once.\n",
             )
+        except Unavailable:
+            log.warning("sign-in code not delivered: the mail server is unavailable")
+
+    async def send_email_code(self, email: str) -> None:
+        """Issue and mail a code in one go if the address is a customer's; nothing otherwise."""
+        issued = await self.issue_email_code(email)
+        if issued is not None:
+            await self.mail_email_code(*issued)
 
     async def _supersede(self, conn: AsyncConnection, customer_id: object) -> None:
         await conn.execute(
@@ -147,6 +164,7 @@ class AuthService:
 
     async def redeem_email_code(self, email: str, code: str) -> dict[str, object]:
         """A customer token for a live, matching code; wrong tries count towards a lockout."""
+        email = email.strip()
         if not _storable(email, 254):
             raise GrantError("invalid_grant")
         now = dt.datetime.now(dt.UTC)

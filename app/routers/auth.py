@@ -5,7 +5,7 @@ import binascii
 from typing import Any
 from urllib.parse import unquote
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, StrictStr
 
@@ -152,10 +152,14 @@ async def token(request: Request) -> Response:
     },
     summary="Mail a one-time sign-in code (always 202: never reveals whether the address is known)",
 )
-async def email_code(body: EmailCodeIn, request: Request) -> Response:
-    if "\x00" not in body.email and len(body.email) <= 254:
-        try:
-            await _service(request).send_email_code(body.email.strip())
-        except Unavailable:
-            pass  # logged by the mailer; a 503 here would reveal that the address is known
+async def email_code(body: EmailCodeIn, request: Request, background: BackgroundTasks) -> Response:
+    service = _service(request)
+    try:
+        issued = await service.issue_email_code(body.email)
+    except Unavailable:
+        issued = None  # database down: still 202, an error here would differ from the usual answer
+    if issued is not None:
+        # Mailed after the answer has gone out: a known address must not take longer to answer
+        # than an unknown one (that would reveal who is a customer).
+        background.add_task(service.mail_email_code, *issued)
     return JSON({"detail": "If the address is known, a code has been sent."}, status_code=202)
