@@ -58,9 +58,10 @@ def serve(
 
         token = mint_token(settings, "cli-staff", "staff", STAFF_SCOPES, 12 * 3600)
         console.print(
-            f"\n[bold]Jambo[/bold] on http://{host}:{port}  (docs: http://{host}:{port}/docs)\n"
-            f"Staff token (12 h, all scopes):\n{token}\n\n"
-            f"Try: curl -H 'Authorization: Bearer {token[:12]}…' http://{host}:{port}/api/customers\n"
+            f"\n[bold]Jambo[/bold] on http://{host}:{port} (docs: http://{host}:{port}/docs)\n"
+            "A staff token (all scopes, valid 12 h) follows; try it with\n"
+            f'  curl -H "Authorization: Bearer $TOKEN" http://{host}:{port}/api/customers\n',
+            soft_wrap=True,
         )
         print(token, flush=True)
     uvicorn.run(
