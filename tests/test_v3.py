@@ -440,6 +440,9 @@ async def test_unmatched_paths_and_methods_use_the_detail_format(client) -> None
     assert (missing.status_code, missing.json()) == (404, {"detail": "Not found."})
     wrong = await client.delete(ME, headers=headers)
     assert (wrong.status_code, wrong.json()) == (405, {"detail": "Method not allowed."})
+    put = await client.put(LANG, json={"language": "sw"})
+    assert put.status_code == 405
+    assert put.json() == {"language": None, "error_message": "Method not allowed."}
 
 
 # --- preferred language ---
