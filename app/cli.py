@@ -70,9 +70,7 @@ def serve(
         host=host,
         port=port,
         workers=workers,
-        proxy_headers=True,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
-        root_path=settings.root_path,
+        proxy_headers=False,  # the app applies X-Forwarded-* itself (FORWARDED_ALLOW_IPS)
         timeout_graceful_shutdown=20,
         log_config=None,
         access_log=False,

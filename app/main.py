@@ -21,7 +21,7 @@ from app.http import JSON
 from app.logs import setup_logging
 from app.mail import make_mailer
 from app.metrics import watch_pools
-from app.middleware import RequestContextMiddleware
+from app.middleware import ForwardedHeadersMiddleware, RequestContextMiddleware, RootPathMiddleware
 from app.privacy.service import DeletionService
 from app.routers import auth, customers, customers_v1, health, language, loyalty, me
 from app.schema import head_revision
@@ -78,7 +78,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
-        root_path=settings.root_path,
     )
     app.state.settings = settings
     renderers = _unmatched_renderers()
@@ -119,4 +118,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_age=600,
         )
     app.add_middleware(RequestContextMiddleware)
+    # X-Forwarded-Proto/-For/-Host from trusted proxies only; done here rather than by the
+    # server so that every way of running the app behaves the same.
+    app.add_middleware(RootPathMiddleware, root_path=settings.root_path)
+    app.add_middleware(ForwardedHeadersMiddleware, trusted=settings.forwarded_allow_ips)
     return app

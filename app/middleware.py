@@ -1,5 +1,6 @@
-"""Pure-ASGI middleware: request ids, one access line per request, Prometheus metrics."""
+"""Pure-ASGI middleware: request ids, access lines and metrics; forwarded headers."""
 
+import ipaddress
 import logging
 import re
 import time
@@ -68,3 +69,79 @@ def _template(scope: Scope) -> str:
     route = scope.get("route")
     path = getattr(route, "path", None)
     return str(path) if path else "unmatched"
+
+
+class ForwardedHeadersMiddleware:
+    """Applies X-Forwarded-For/-Proto/-Host/-Port from trusted proxies only.
+
+    `trusted` is FORWARDED_ALLOW_IPS: a comma list of addresses or networks, or `*`.
+    """
+
+    def __init__(self, app: ASGIApp, trusted: str) -> None:
+        self.app = app
+        items = [t.strip() for t in trusted.split(",") if t.strip()]
+        self.trust_all = "*" in items
+        self.networks = []
+        for item in items:
+            try:
+                self.networks.append(ipaddress.ip_network(item, strict=False))
+            except ValueError:
+                continue  # a host name or junk: never matches a peer address
+
+    def _trusted(self, host: str | None) -> bool:
+        if self.trust_all:
+            return True
+        try:
+            address = ipaddress.ip_address(host or "")
+        except ValueError:
+            return False
+        return any(address in net for net in self.networks)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and self._trusted(
+            (scope.get("client") or (None,))[0]
+        ):
+            headers = dict(scope["headers"])
+            proto = headers.get(b"x-forwarded-proto", b"").decode("latin-1").split(",")[0].strip()
+            if proto in ("http", "https"):
+                scope["scheme"] = proto
+            host = headers.get(b"x-forwarded-host", b"").decode("latin-1").split(",")[0].strip()
+            port = headers.get(b"x-forwarded-port", b"").decode("latin-1").split(",")[0].strip()
+            if host and _HOST.match(host):
+                if port.isdigit() and ":" not in host:
+                    host = f"{host}:{port}"
+                scope["headers"] = [(k, v) for k, v in scope["headers"] if k != b"host"] + [
+                    (b"host", host.encode("latin-1"))
+                ]
+            client = headers.get(b"x-forwarded-for", b"").decode("latin-1").split(",")[0].strip()
+            if client:
+                scope["client"] = (client, 0)
+        await self.app(scope, receive, send)
+
+
+_HOST = re.compile(r"^[A-Za-z0-9.\-\[\]:]{1,255}$")
+
+
+class RootPathMiddleware:
+    """Serves the app under ROOT_PATH behind a gateway that strips (or keeps) that prefix.
+
+    Mirrors what uvicorn does with --root-path, so links, docs and redirects carry the
+    prefix however the app is run.
+    """
+
+    def __init__(self, app: ASGIApp, root_path: str) -> None:
+        self.app = app
+        self.root_path = root_path.rstrip("/")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.root_path and scope["type"] in ("http", "websocket"):
+            scope["root_path"] = self.root_path
+            if (
+                not scope["path"].startswith(self.root_path + "/")
+                and scope["path"] != self.root_path
+            ):
+                scope["path"] = self.root_path + scope["path"]
+                raw = scope.get("raw_path")
+                if raw is not None:
+                    scope["raw_path"] = self.root_path.encode() + raw
+        await self.app(scope, receive, send)

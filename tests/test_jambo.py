@@ -128,16 +128,21 @@ async def test_list_edges(client: httpx.AsyncClient) -> None:
     assert capped.status_code == 200 and capped.json()["count"] == 1
 
 
-async def test_list_behind_a_proxy_uses_forwarded_host(app, settings) -> None:
-    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://internal:8000") as c:
-        for i in range(3):
-            await create_customer(c, email=f"p{i}@example.org")
-        # The forwarded headers are honoured by uvicorn's proxy-headers middleware in
-        # production; here the app itself must build links from the URL it was given.
-        body = (await c.get("/api/customers?page_size=1", headers=STAFF)).json()
-        assert body["next"].startswith("http://internal:8000/api/customers")
-        await c.delete("/api/customer/" + body["results"]["body"][0]["ulid"], headers=STAFF)
+async def test_list_links_behind_a_trusted_proxy_use_forwarded_headers(app) -> None:
+    forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "api.example.com"}
+    for peer, expected in (
+        ("127.0.0.1", "https://api.example.com/api/customers?page=2"),
+        ("10.9.9.9", "http://internal:8000/api/customers?page=2"),  # untrusted: ignored
+    ):
+        transport = httpx.ASGITransport(app=app, client=(peer, 5000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://internal:8000") as c:
+            if peer == "127.0.0.1":
+                for i in range(3):
+                    await create_customer(c, email=f"p{i}@example.org")
+            body = (
+                await c.get("/api/customers?page_size=1", headers={**STAFF, **forwarded})
+            ).json()
+            assert body["next"].startswith(expected), body["next"]
 
 
 async def test_get_by_staff_and_self(client: httpx.AsyncClient) -> None:

@@ -61,3 +61,23 @@ async def test_cors_preflight_for_a_configured_origin(client: httpx.AsyncClient)
         headers={"Origin": "https://evil.example.net", "Access-Control-Request-Method": "POST"},
     )
     assert "access-control-allow-origin" not in other.headers
+
+
+async def test_root_path_prefixes_links_and_docs(settings, client: httpx.AsyncClient) -> None:
+    """(`client` is requested for its clean-up of the rows created here.)"""
+    from app.main import create_app
+    from tests.conftest import create_customer
+
+    application = create_app(settings.model_copy(update={"root_path": "/jambo"}))
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as c:
+            for i in range(2):
+                await create_customer(c, email=f"r{i}@example.org")
+            # The gateway may strip the prefix or pass it on: both give the same links.
+            for path in ("/api/customers?page_size=1", "/jambo/api/customers?page_size=1"):
+                body = (await c.get(path, headers=STAFF)).json()
+                assert body["next"] == "http://gw/jambo/api/customers?page=2&page_size=1"
+            docs = await c.get("/docs")
+            assert "/jambo/openapi.json" in docs.text
+            assert "/jambo/static-offline-docs/swagger-ui-bundle.js" in docs.text
