@@ -20,7 +20,7 @@ from app.loyalty.schemas import FIELDS, render_discount
 from app.loyalty.service import LoyaltyService
 
 loyalty_app = typer.Typer(help="Loyalty register import and export.", no_args_is_help=True)
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 SHOWN_REJECTS = 50
 
 

@@ -24,18 +24,27 @@ ORDERABLE = {
     "identifier": T.c.loyalty_id,
 }
 
-# One statement for a whole batch: the arrays are unnested into rows, already de-duplicated
-# and sorted by key, so two overlapping uploads lock their rows in the same order (no
-# deadlock) and a later upload waits for, then updates, what an earlier one inserted.
+# One statement for a whole batch. The arrays hold distinct keys; ids are drawn in input
+# order (`ord`, so the list's creation order is the upload's order), then rows are written
+# sorted by key, so overlapping uploads lock their rows in the same order (no deadlock) and a
+# later upload waits for, then updates, what an earlier one inserted.
 UPSERT = text(
     """
+    WITH input AS (
+        SELECT * FROM unnest(
+            CAST(:ord AS integer[]), CAST(:loyalty_id AS varchar[]),
+            CAST(:cardno AS varchar[]), CAST(:discount AS numeric[]),
+            CAST(:client_name AS varchar[]), CAST(:client_birthday AS date[]),
+            CAST(:is_male AS boolean[])
+        ) AS u(ord, loyalty_id, cardno, discount, client_name, client_birthday, is_male)
+    ), numbered AS MATERIALIZED (
+        SELECT nextval(pg_get_serial_sequence('loyalty_members', 'id')) AS id, input.*
+        FROM input ORDER BY ord
+    )
     INSERT INTO loyalty_members
-        (loyalty_id, cardno, discount, client_name, client_birthday, is_male)
-    SELECT * FROM unnest(
-        CAST(:loyalty_id AS varchar[]), CAST(:cardno AS varchar[]),
-        CAST(:discount AS numeric[]), CAST(:client_name AS varchar[]),
-        CAST(:client_birthday AS date[]), CAST(:is_male AS boolean[])
-    ) ORDER BY 1
+        (id, loyalty_id, cardno, discount, client_name, client_birthday, is_male)
+    SELECT id, loyalty_id, cardno, discount, client_name, client_birthday, is_male
+    FROM numbered ORDER BY loyalty_id
     ON CONFLICT (loyalty_id) DO UPDATE SET
         cardno = excluded.cardno,
         discount = excluded.discount,
@@ -98,10 +107,11 @@ async def get(conn: AsyncConnection, loyalty_id: str) -> MemberRecord | None:
 
 
 async def upsert(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> int:
-    """Insert or replace rows with distinct loyalty_ids in one statement; returns inserts."""
+    """Insert or replace rows with distinct loyalty_ids (and their input position `ord`) in
+    one statement; returns how many were inserted."""
     if not rows:
         return 0
-    params = {field: [row[field] for row in rows] for field in FIELDS}
+    params = {field: [row[field] for row in rows] for field in ("ord", *FIELDS)}
     result = await conn.execute(UPSERT, params)
     return sum(1 for (inserted,) in result if inserted)
 

@@ -48,10 +48,15 @@ class Validated:
         return not any(self.errors)
 
 
-def dedupe_sorted(items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The last item of each loyalty_id, sorted by key (a lock order shared by all writers)."""
-    last = {item["loyalty_id"]: item for item in items}
-    return [last[key] for key in sorted(last)]
+def dedupe(items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per loyalty_id: the values of its last item, the position (`ord`) of its first."""
+    first: dict[str, int] = {}
+    last: dict[str, dict[str, Any]] = {}
+    for position, item in enumerate(items):
+        key = item["loyalty_id"]
+        first.setdefault(key, position)
+        last[key] = item
+    return [{**last[key], "ord": first[key]} for key in first]
 
 
 class LoyaltyService:
@@ -107,7 +112,7 @@ class LoyaltyService:
         if not values:
             return UpsertCounts(0, 0)
         async with self.db.transaction() as conn:
-            inserted = await repo.upsert(conn, dedupe_sorted(values))
+            inserted = await repo.upsert(conn, dedupe(values))
         return UpsertCounts(inserted, len(values) - inserted)
 
     async def replace(self, loyalty_id: str, raw: object, *, partial: bool) -> MemberRecord:
