@@ -1,5 +1,6 @@
 """The application factory: settings, lifespan, middleware, routers and error handlers."""
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -45,6 +46,21 @@ def _unmatched_renderers() -> list[tuple[str, Renderer]]:
         ("/api/v3/customer", me.render),
         ("/api/v3/customer/language", language.render),
     ]
+
+
+def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
+    """Every method the documented routes serve at this request's path (from the OpenAPI)."""
+    table: list[tuple[re.Pattern[str], list[str]]] | None = getattr(app.state, "allow_table", None)
+    if table is None:
+        table = []
+        for template, operations in app.openapi()["paths"].items():
+            pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
+            table.append((re.compile(f"^{pattern}$"), [m.upper() for m in operations]))
+        app.state.allow_table = table
+    path = request.scope["path"][len(request.scope.get("root_path", "")) :] or "/"
+    methods = {m for pattern, ms in table if pattern.match(path) for m in ms}
+    order = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+    return sorted(methods, key=lambda m: order.index(m) if m in order else len(order))
 
 
 @asynccontextmanager
@@ -95,6 +111,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     async def unmatched(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, StarletteHTTPException) and exc.status_code == 405:
+            # Starlette names only the first route that matched the path; list them all.
+            exc.headers = {"Allow": ", ".join(_allowed_methods(app, request))}
         render = renderer_for_path(request.url.path, renderers)
         if render is None:
             status = exc.status_code if isinstance(exc, StarletteHTTPException) else 400

@@ -232,3 +232,10 @@ async def test_unknown_method_and_path_in_envelope(client: httpx.AsyncClient) ->
     response = await client.patch("/api/customers", headers=STAFF)
     assert response.status_code == 405
     assert response.json()["statusCode"] == 405
+
+
+async def test_405_lists_every_method_of_the_path(client: httpx.AsyncClient) -> None:
+    response = await client.request("OPTIONS", "/api/customer/01HWJ8WH9X8WBK65EMGY9YKPBS")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, PUT, DELETE"
+    assert response.json() == {"statusCode": 405, "body": "Method not allowed."}
