@@ -218,6 +218,40 @@ async def test_seed_get_put_patch_delete_one(client: httpx.AsyncClient, db) -> N
     assert_contract_headers(gone, ITEM_ALLOW)
 
 
+SEED_POST_TEXT = """{
+    "loyalty_id": "3",
+    "cardno": "33",
+    "discount": "15",
+    "client_name": "Mariya",
+    "client_birthday": "1982-11-17",
+    "is_male": false,
+}"""
+SEED_PATCH_TEXT = """{
+    "discount": "5.00",
+}"""
+
+
+async def test_seed_bodies_verbatim_with_their_trailing_commas(
+    client: httpx.AsyncClient, db
+) -> None:
+    json_headers = {**STAFF, "Content-Type": "application/json"}
+    created = await client.post(
+        "/api/v1/loyalty/.json", content=SEED_POST_TEXT, headers=json_headers
+    )
+    assert (created.status_code, created.json()) == (201, {"updated": 0, "inserted": 1})
+    patched = await client.patch(
+        "/api/v1/loyalty/3/.json", content=SEED_PATCH_TEXT, headers=json_headers
+    )
+    assert patched.status_code == 200
+    assert patched.json()["discount"] == "5.00"
+    tricky = '{"loyalty_id": "9", "client_name": "a, }", "client_birthday": "1990",}'
+    assert (await client.post(URL, content=tricky, headers=json_headers)).status_code == 201
+    assert await stored(db) == [
+        ("3", "33", "5.0000", "Mariya", "1982-11-17", False),
+        ("9", None, None, "a, }", "1990-01-01", None),
+    ]
+
+
 def _action_fields() -> dict[str, Any]:
     return {
         "url": {"type": "field", "required": False, "read_only": True},

@@ -38,7 +38,8 @@ UPSERT = text(
             CAST(:is_male AS boolean[])
         ) AS u(ord, loyalty_id, cardno, discount, client_name, client_birthday, is_male)
     ), numbered AS MATERIALIZED (
-        SELECT nextval(pg_get_serial_sequence('loyalty_members', 'id')) AS id, input.*
+        SELECT nextval((SELECT pg_get_serial_sequence('loyalty_members', 'id')::regclass)) AS id,
+            input.*
         FROM input ORDER BY ord
     )
     INSERT INTO loyalty_members
