@@ -3,6 +3,7 @@
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -61,6 +62,26 @@ def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
     methods = {m for pattern, ms in table if pattern.match(path) for m in ms}
     order = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
     return sorted(methods, key=lambda m: order.index(m) if m in order else len(order))
+
+
+def _documented_errors(schema: dict[str, Any]) -> dict[str, Any]:
+    """Validation errors are 400 in every contract, never FastAPI's 422; document what any
+    route may answer besides its own codes (413 for bodies, 503 while the database is away)."""
+    for operations in schema["paths"].values():
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            invalid = responses.pop("422", None)
+            if invalid is not None and "400" not in responses:
+                responses["400"] = {"description": "Invalid request"}
+            if "security" in operation:
+                responses.setdefault("401", {"description": "Missing or invalid bearer token"})
+                responses.setdefault("403", {"description": "Not allowed for this token"})
+            if method in ("post", "put", "patch"):
+                responses.setdefault("413", {"description": "Request body over the size limit"})
+            responses.setdefault("503", {"description": "Database or mail server unavailable"})
+    schema.get("components", {}).get("schemas", {}).pop("HTTPValidationError", None)
+    schema.get("components", {}).get("schemas", {}).pop("ValidationError", None)
+    return schema
 
 
 @asynccontextmanager
@@ -123,6 +144,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 headers=getattr(exc, "headers", None),
             )
         return render_problem(request, exc, render)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _documented_errors(get_openapi_schema())
+        return app.openapi_schema
+
+    get_openapi_schema = app.openapi
+    app.openapi = openapi  # type: ignore[method-assign]
 
     app.add_exception_handler(StarletteHTTPException, unmatched)
     app.add_exception_handler(RequestValidationError, unmatched)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jose import JWTError, jwt
 
 from app.config import Settings
@@ -109,7 +110,16 @@ def _verifier(request: Request) -> TokenVerifier:
     return verifier
 
 
-async def optional_principal(request: Request) -> Principal | None:
+# Declares the bearer scheme in the OpenAPI (Swagger UI's "Authorize"); parsing is ours.
+bearer_scheme = HTTPBearer(
+    auto_error=False, bearerFormat="JWT", description="A JWT from POST /api/auth/token"
+)
+
+
+async def optional_principal(
+    request: Request,
+    _documented: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> Principal | None:
     """The caller's Principal, None without an Authorization header; bad tokens are refused."""
     header = request.headers.get("authorization")
     if not header:
