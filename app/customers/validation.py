@@ -10,7 +10,7 @@ from email_validator import EmailNotValidError, validate_email
 
 MIN_DOB = dt.date(1900, 1, 1)
 NAME_MAX = 100
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")  # + lone surrogates
 
 
 class FieldError(ValueError):
