@@ -215,6 +215,17 @@ async def test_post_malformed_or_missing_body(client: httpx.AsyncClient, db) -> 
     assert await db.fetchval("SELECT count(*) FROM customers") == 0
 
 
+async def test_lone_surrogates_are_400_not_500(client: httpx.AsyncClient, db) -> None:
+    headers = {**STAFF, "content-type": "application/json"}
+    body = b'{"firstName": "A", "lastName": "B", "address": {"city": "\\ud800"}}'
+    response = await client.post(V1, content=body, headers=headers)
+    assert response.status_code == 400
+    assert response.json() == error(
+        400, ["'address.city' must not contain control characters"], V1, "POST"
+    )
+    assert await db.fetchval("SELECT count(*) FROM customers") == 0
+
+
 async def test_post_duplicate_email_is_409_and_oversized_is_413(
     client: httpx.AsyncClient, db
 ) -> None:
@@ -731,6 +742,7 @@ async def test_list_empty_store(client: httpx.AsyncClient) -> None:
         ("lastUpdated=2018-01-01T00:00:01Z", [4, 6]),
         ("lastUpdated=2017-12-03T21:15:30+11:00", [0, 1, 2, 4, 5, 6]),  # '+' arrives as ' '
         ("lastUpdated=2021-01-01T00:00:00Z", []),
+        ("lastUpdated=0001-01-01T00:00:00Z", [0, 1, 2, 3, 4, 5, 6]),
         # Combined: every condition must hold.
         ("firstName=amina&address.city=sydney,potts", [0, 1]),
         ("firstName=amina&lastName=bell", [1]),
@@ -898,6 +910,13 @@ async def test_list_paging_edges(client: httpx.AsyncClient, people: list[dict[st
         ),
         (
             "lastUpdated=2017-12-03T10:15:30",
+            [
+                "'lastUpdated' must be an ISO 8601 timestamp with an offset, "
+                "e.g. 2017-12-03T10:15:30+11:00"
+            ],
+        ),
+        (
+            "lastUpdated=0001-01-01T00:00:00%2B01:00",
             [
                 "'lastUpdated' must be an ISO 8601 timestamp with an offset, "
                 "e.g. 2017-12-03T10:15:30+11:00"

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictStr
 
+from app.config import Settings
 from app.contract import NON_FIELD, Problem, contract_route
 from app.customers.ids import parse_ulid
 from app.customers.rules import clean_changes
@@ -110,7 +111,7 @@ def _message(field: str, text: str) -> str:
         return text
     name = V1_NAME.get(field, field)
     too_long = _TOO_LONG.fullmatch(text)
-    if field in NAME_FIELDS or name in FIELDS and FIELDS[name] in NAME_FIELDS:
+    if field in NAME_FIELDS or FIELDS.get(name) in NAME_FIELDS:
         if too_long or text in ("This field is required.", "This field may not be blank."):
             return f"'{name}' {_NAME_RANGE}"
     if too_long:
@@ -378,7 +379,7 @@ def _merge_patch(body: CustomerIn) -> dict[str, Any]:
     return changes
 
 
-def _check_names(changes: Mapping[str, Any], settings: Any, *, creating: bool = False) -> None:
+def _check_names(changes: Mapping[str, Any], settings: Settings, *, creating: bool = False) -> None:
     """This contract's own rule (names ≤ 30); reported together with the core's findings."""
     errors = {
         name: [f"Ensure this field has no more than {NAME_MAX} characters."]
@@ -486,8 +487,10 @@ def _timestamp(errors: dict[str, list[str]], value: str | None) -> dt.datetime |
     # An unencoded '+' in a query string arrives as a space: "10:15:30 11:00" means "+11:00".
     text = re.sub(r"(T\d\d:\d\d(?::\d\d(?:\.\d+)?)?) (\d\d:?\d\d)$", r"\1+\2", value.strip())
     try:
-        moment = dt.datetime.fromisoformat(text)
-    except ValueError:
+        moment: dt.datetime | None = dt.datetime.fromisoformat(text)
+        if moment is not None and moment.tzinfo is not None:
+            moment = moment.astimezone(dt.UTC)  # also refuses instants outside year 1–9999
+    except (ValueError, OverflowError):
         moment = None
     if moment is None or moment.tzinfo is None:
         errors["lastUpdated"] = [
@@ -652,7 +655,7 @@ async def _update(
     changes: dict[str, Any],
     if_match: str | None,
     customers: CustomersDep,
-    settings: Any,
+    settings: Settings,
 ) -> Response:
     uid = _customer_id(customer_id)
     _check_names(changes, settings)
