@@ -970,5 +970,9 @@ async def test_openapi_documents_every_v1_route(client: httpx.AsyncClient) -> No
         assert op["summary"]
         assert {"401", "403", "500"} <= set(op["responses"])
     assert "304" in item["get"]["responses"] and "412" in item["patch"]["responses"]
+    content = item["patch"]["requestBody"]["content"]
+    for media in ("application/json", "application/merge-patch+json"):
+        ref = content[media]["schema"]["$ref"].rsplit("/", 1)[1]
+        assert "firstName" in spec["components"]["schemas"][ref]["properties"]
     params = {p["name"] for p in collection["get"]["parameters"]}
     assert {"firstName", "address.city", "address.postCode", "pageNo", "sortBy"} <= params

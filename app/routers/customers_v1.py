@@ -170,7 +170,7 @@ CUSTOMER_EXAMPLE: dict[str, JsonValue] = {
 }
 
 
-class Address(BaseModel):
+class V1Address(BaseModel):
     addressLine1: str | None
     addressLine2: str | None
     city: str | None
@@ -179,7 +179,7 @@ class Address(BaseModel):
     country: str | None
 
 
-class Customer(BaseModel):
+class V1Customer(BaseModel):
     """A customer as this contract shows it."""
 
     model_config = ConfigDict(json_schema_extra={"example": CUSTOMER_EXAMPLE})
@@ -193,27 +193,27 @@ class Customer(BaseModel):
     nationality: str | None = Field(description="ISO 3166-1 alpha-2")
     dob: str | None = Field(description="YYYY-MM-DD")
     gender: str | None
-    address: Address
+    address: V1Address
     lastUpdated: str = Field(description="ISO 8601 with offset")
 
 
-class CustomerEnvelope(BaseModel):
+class V1CustomerEnvelope(BaseModel):
     success: bool = Field(examples=[True])
     status: int = Field(examples=[201])
-    data: Customer
+    data: V1Customer
 
 
-class CustomerPage(BaseModel):
+class V1CustomerPage(BaseModel):
     pageSize: int
     pageNo: int
     totalPages: int
     first: bool
     last: bool
     totalElements: int
-    customers: list[Customer]
+    customers: list[V1Customer]
 
 
-class PageEnvelope(BaseModel):
+class V1PageEnvelope(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
             "example": {
@@ -234,16 +234,16 @@ class PageEnvelope(BaseModel):
 
     success: bool
     status: int
-    data: CustomerPage
+    data: V1CustomerPage
 
 
-class ErrorData(BaseModel):
+class V1ErrorData(BaseModel):
     error: str | list[str]
     request: str
     method: str
 
 
-class ErrorEnvelope(BaseModel):
+class V1ErrorEnvelope(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
             "example": {
@@ -260,14 +260,14 @@ class ErrorEnvelope(BaseModel):
 
     success: bool
     status: int
-    data: ErrorData
+    data: V1ErrorData
 
 
-class Unauthorized(BaseModel):
+class V1Unauthorized(BaseModel):
     detail: str = Field(examples=["Invalid token."])
 
 
-class AddressIn(BaseModel):
+class V1AddressIn(BaseModel):
     """Address parts; on PATCH only the parts sent change (`null` clears one)."""
 
     model_config = ConfigDict(extra="ignore")
@@ -280,7 +280,7 @@ class AddressIn(BaseModel):
     country: StrictStr | None = None
 
 
-class CustomerIn(BaseModel):
+class V1CustomerIn(BaseModel):
     """Writable fields; read-only ones echoed back (customerId, lastUpdated) are ignored."""
 
     model_config = ConfigDict(
@@ -309,7 +309,7 @@ class CustomerIn(BaseModel):
     nationality: StrictStr | None = Field(None, description="alpha-2, alpha-3 or English name")
     dob: StrictStr | None = Field(None, description="YYYY-MM-DD")
     gender: StrictStr | None = None
-    address: AddressIn | None = None
+    address: V1AddressIn | None = None
 
 
 def _envelope_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -323,10 +323,10 @@ def _envelope_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
         500: "Unexpected error",
     }
     out: dict[int | str, dict[str, Any]] = {
-        401: {"model": Unauthorized, "description": "Missing, bad or expired access token"}
+        401: {"model": V1Unauthorized, "description": "Missing, bad or expired access token"}
     }
     for status in (*statuses, 403, 500):
-        out[status] = {"model": ErrorEnvelope, "description": described[status]}
+        out[status] = {"model": V1ErrorEnvelope, "description": described[status]}
     return out
 
 
@@ -357,15 +357,15 @@ def present(c: CustomerRecord) -> dict[str, Any]:
     }
 
 
-def _replacement(body: CustomerIn) -> dict[str, Any]:
+def _replacement(body: V1CustomerIn) -> dict[str, Any]:
     """PUT: every v1 field, absent ones cleared."""
-    address = body.address or AddressIn()
+    address = body.address or V1AddressIn()
     return {store: getattr(body, v1) for v1, store in FIELDS.items()} | {
         store: getattr(address, v1) for v1, store in ADDRESS.items()
     }
 
 
-def _merge_patch(body: CustomerIn) -> dict[str, Any]:
+def _merge_patch(body: V1CustomerIn) -> dict[str, Any]:
     """PATCH (RFC 7396): only the members sent change; `null` clears; `address` is merged."""
     changes = {FIELDS[v1]: getattr(body, v1) for v1 in body.model_fields_set if v1 in FIELDS}
     if "address" in body.model_fields_set:
@@ -528,7 +528,7 @@ def _query(name: str, description: str, example: str) -> Any:
 
 @router.get(
     PREFIX,
-    response_model=PageEnvelope,
+    response_model=V1PageEnvelope,
     responses=_envelope_errors(400),
     summary="List customers: filter, sort and page",
 )
@@ -606,13 +606,13 @@ async def list_customers(
 @router.post(
     PREFIX,
     status_code=201,
-    response_model=CustomerEnvelope,
+    response_model=V1CustomerEnvelope,
     responses=_envelope_errors(400, 409, 413),
     summary="Create a customer",
 )
 async def create_customer(
     request: Request,
-    body: CustomerIn,
+    body: V1CustomerIn,
     customers: CustomersDep,
     settings: SettingsDep,
     _: StaffCustomersWrite,
@@ -629,7 +629,7 @@ async def create_customer(
 
 @router.get(
     PREFIX + "/{customer_id}",
-    response_model=Customer,
+    response_model=V1Customer,
     responses={
         **_envelope_errors(404),
         304: {"description": "Not modified: empty body, `Cache-Control: max-age=0`"},
@@ -665,13 +665,13 @@ async def _update(
 
 @router.put(
     PREFIX + "/{customer_id}",
-    response_model=Customer,
+    response_model=V1Customer,
     responses=_envelope_errors(400, 404, 409, 412, 413),
     summary="Replace a customer (fields left out are cleared)",
 )
 async def replace_customer(
     customer_id: CustomerUlid,
-    body: CustomerIn,
+    body: V1CustomerIn,
     customers: CustomersDep,
     settings: SettingsDep,
     _: StaffCustomersWrite,
@@ -682,14 +682,14 @@ async def replace_customer(
 
 @router.patch(
     PREFIX + "/{customer_id}",
-    response_model=Customer,
+    response_model=V1Customer,
     responses=_envelope_errors(400, 404, 409, 412, 413),
     summary="Change some fields (JSON merge patch: address merged, null clears)",
     openapi_extra={
         "requestBody": {
             "content": {
                 "application/merge-patch+json": {
-                    "schema": {"$ref": "#/components/schemas/CustomerIn"},
+                    "schema": {"$ref": "#/components/schemas/V1CustomerIn"},
                     "example": {"address": {"postCode": "2145"}},
                 }
             }
@@ -698,7 +698,7 @@ async def replace_customer(
 )
 async def patch_customer(
     customer_id: CustomerUlid,
-    body: CustomerIn,
+    body: V1CustomerIn,
     customers: CustomersDep,
     settings: SettingsDep,
     _: StaffCustomersWrite,
