@@ -110,7 +110,7 @@ def _respond(
         target = _item_url(request, str(key)) if item and key else None
         response: Response = browsable_page(
             title="Loyalty Instance" if item else "Loyalty List",
-            method=request.method,
+            method=getattr(request.state, "form_method", None) or request.method,
             path=page_url or request.url.path,
             status=status,
             headers=shown,
@@ -426,6 +426,7 @@ async def form_to_member(
 ) -> Response:
     """The browsable page's forms: POST with `_method` PUT, PATCH or DELETE (as in DRF)."""
     data, method = await _payload(request)
+    request.state.form_method = method
     key = _key(loyalty_id)
     if method in ("PUT", "PATCH"):
         record = await service.replace(key, data, partial=method == "PATCH")

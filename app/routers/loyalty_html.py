@@ -47,8 +47,10 @@ function go(method,url,body){
  fetch(url,{method:method,headers:h,body:body}).then(function(r){
   return r.text().then(function(x){
    if(method==='GET'){history.pushState(null,'',r.url||url);}
-   document.open();document.write(x);document.close();});});
+   window.jamboFetched=true;document.open();document.write(x);document.close();});});
  return true;}
+// A page opened directly (no header) answered 401: retry once with the saved token.
+if(!window.jamboFetched&&document.body.dataset.status==='401'){go('GET',location.href,null);}
 document.getElementById('token-form').addEventListener('submit',function(e){
  e.preventDefault();sessionStorage.setItem(KEY,box.value.trim());go('GET',location.href,null);});
 document.addEventListener('click',function(e){
@@ -159,7 +161,8 @@ def browsable_page(
     body = (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         "<meta name=viewport content='width=device-width'>"
-        f"<title>{_e(title)} – Jambo</title><style>{_STYLE}</style></head><body>"
+        f"<title>{_e(title)} – Jambo</title><style>{_STYLE}</style></head>"
+        f'<body data-status="{status}">'
         f'<header><a data-api href="{_e(list_url)}">Jambo loyalty register</a></header><main>'
         f"<h1>{_e(title)}</h1>"
         f'<p class="req"><b>{_e(method)}</b> {_e(path)}</p>'
