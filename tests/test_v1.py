@@ -188,7 +188,10 @@ async def test_post_seed_400_example(client: httpx.AsyncClient, db) -> None:
             {"firstName": "A", "lastName": "B", "address": {"postCode": "9" * 21}},
             ["'address.postCode' must be at most 20 characters"],
         ),
-        (["not", "an", "object"], ["The request body must be a JSON object"]),
+        (
+            ["not", "an", "object"],
+            ["The request body must be a JSON object sent as application/json"],
+        ),
     ],
 )
 async def test_post_validation_errors(
@@ -363,6 +366,32 @@ async def test_patch_merges_nested_address_and_null_clears(client: httpx.AsyncCl
     row = await db.fetchrow("SELECT * FROM customers")
     assert row["address_line1"] is None and row["last_name"] == "Bell" and row["version"] == 4
     assert response.headers["etag"] == f'"{created["customerId"]}-4"'
+
+
+async def test_empty_patch_changes_nothing(client: httpx.AsyncClient, db) -> None:
+    created = await v1_create(client)
+    url = f"{V1}/{created['customerId']}"
+    for body in ({}, {"address": {}}, {"customerId": "x", "unknown": 1}):
+        response = await client.patch(url, json=body, headers={**STAFF, "If-Match": "*"})
+        assert response.status_code == 200
+        assert response.json() == created
+        assert response.headers["etag"] == f'"{created["customerId"]}-1"'
+    stale = await client.patch(url, json={}, headers={**STAFF, "If-Match": '"nope"'})
+    assert stale.status_code == 412
+    assert await db.fetchval("SELECT version FROM customers") == 1
+
+
+async def test_form_encoded_body_is_400(client: httpx.AsyncClient, db) -> None:
+    response = await client.post(
+        V1,
+        content=b'{"firstName": "A", "lastName": "B"}',
+        headers={**STAFF, "content-type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 400
+    assert response.json() == error(
+        400, ["The request body must be a JSON object sent as application/json"], V1, "POST"
+    )
+    assert await db.fetchval("SELECT count(*) FROM customers") == 0
 
 
 async def test_patch_cannot_clear_a_required_name(client: httpx.AsyncClient, db) -> None:

@@ -22,7 +22,7 @@ from app.customers.schemas import CustomerRecord
 from app.customers.search import CustomerFilter, CustomerSearch, SortKey
 from app.customers.validation import FieldError, clean_text
 from app.deps import CustomersDep, SettingsDep
-from app.errors import Invalid, NotFound
+from app.errors import Invalid, NotFound, PreconditionFailed
 from app.http import JSON, parse_int
 from app.security import StaffCustomersRead, StaffCustomersWrite
 
@@ -107,7 +107,7 @@ def _message(field: str, text: str) -> str:
         if text == "This field is required.":
             return "A JSON object is required as the request body"
         if text in PHRASES:
-            return "The request body must be a JSON object"
+            return "The request body must be a JSON object sent as application/json"
         return text
     name = V1_NAME.get(field, field)
     too_long = _TOO_LONG.fullmatch(text)
@@ -660,6 +660,11 @@ async def _update(
     uid = _customer_id(customer_id)
     _check_names(changes, settings)
     expected = await _expected_version(if_match, uid, customers)
+    if not changes:  # an empty merge patch changes nothing, not even the ETag
+        record = await customers.get(uid)
+        if expected is not None and record.version != expected:
+            raise PreconditionFailed()
+        return _resource(record)
     return _resource(await customers.update(uid, changes, expected))
 
 
