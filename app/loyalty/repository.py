@@ -13,16 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.db import table_of
 from app.errors import Invalid
 from app.loyalty.models import LoyaltyMember
-from app.loyalty.schemas import FIELDS, TAKEN_MSG, MemberRecord
+from app.loyalty.schemas import FIELDS, ORDERING_FIELDS, TAKEN_MSG, MemberRecord
 
 T = table_of(LoyaltyMember)
 COLUMNS = [T.c[name] for name in FIELDS]
-ORDERABLE = {
-    "cardno": T.c.cardno,
-    "client_name": T.c.client_name,
-    "client_birthday": T.c.client_birthday,
-    "identifier": T.c.loyalty_id,
-}
+# `identifier` is the seed's name for ordering by loyalty_id.
+ORDERABLE = {name: T.c["loyalty_id" if name == "identifier" else name] for name in ORDERING_FIELDS}
 
 # One statement for a whole batch. The arrays hold distinct keys; ids are drawn in input
 # order (`ord`, so the list's creation order is the upload's order), then rows are written

@@ -15,11 +15,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.errors import Invalid
+
 # Input field names in the order DRF reports their errors (the serializer's field order).
 FIELDS = ("loyalty_id", "cardno", "discount", "client_name", "client_birthday", "is_male")
 REQUIRED = ("loyalty_id", "client_name", "client_birthday")
 MAX_LENGTH = {"loyalty_id": 50, "cardno": 20, "client_name": 200}
 MAX_DIGITS, DECIMAL_PLACES = 20, 4
+ORDERING_FIELDS = ("cardno", "client_name", "client_birthday", "identifier")
+PARSES = ("application/json", "application/x-www-form-urlencoded", "multipart/form-data")
 
 REQUIRED_MSG = "This field is required."
 NULL_MSG = "This field may not be null."
@@ -217,6 +221,44 @@ def render_birthday(value: dt.date | None) -> str | None:
     return f"{value.isoformat()}T00:00:00" if value else None
 
 
+# List query parameters.
+
+ORDERING_MSG = (
+    'Unknown ordering field "{}": use cardno, client_name, client_birthday or identifier, '
+    'with "-" for descending.'
+)
+
+
+def parse_search(value: str | None) -> str | None:
+    """The `search` term (None when empty)."""
+    if value and "\x00" in value:
+        raise Invalid({"search": [NUL_MSG]})
+    return value or None
+
+
+def parse_is_male(value: str | None) -> bool | None:
+    """The `is_male` filter: True, False, or None for no filter."""
+    text = (value or "").strip().lower()
+    if text in ("", "unknown"):
+        return None
+    if text in ("true", "1"):
+        return True
+    if text in ("false", "0"):
+        return False
+    raise Invalid(
+        {"is_male": [f"Select a valid choice. {value} is not one of the available choices."]}
+    )
+
+
+def parse_ordering(value: str | None) -> tuple[str, ...]:
+    """`ordering` as field names, `-` kept for descending; unknown names are an error."""
+    names = tuple(part.strip() for part in (value or "").split(",") if part.strip())
+    for name in names:
+        if name.removeprefix("-") not in ORDERING_FIELDS:
+            raise Invalid({"ordering": [ORDERING_MSG.format(name)]})
+    return names
+
+
 # API documentation models (the router renders plain dicts; these describe them).
 
 
@@ -304,6 +346,42 @@ def metadata(name: str, action: str) -> dict[str, Any]:
         "name": name,
         "description": "Loyalty",
         "renders": ["application/json", "text/html"],
-        "parses": ["application/json", "application/x-www-form-urlencoded", "multipart/form-data"],
+        "parses": list(PARSES),
         "actions": {action: _ACTION_FIELDS},
     }
+
+
+ITEM_SCHEMA = LoyaltyMemberIn.model_json_schema()
+BODY_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        ITEM_SCHEMA,
+                        {"type": "array", "items": ITEM_SCHEMA, "maxItems": 10_000},
+                    ]
+                }
+            },
+            **{t: {"schema": ITEM_SCHEMA} for t in PARSES[1:]},
+        },
+    }
+}
+ITEM_BODY_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {t: {"schema": ITEM_SCHEMA} for t in PARSES},
+    }
+}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Detail, "description": "Missing or invalid bearer token"},
+    403: {"model": Detail, "description": "Not a staff token with the loyalty scope"},
+    404: {"model": Detail, "description": "No such member, invalid page or unknown format"},
+}
+WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
+    **ERRORS,
+    400: {"description": "Field errors: `{field: [message]}`, or a list of them for a bulk"},
+    413: {"model": Detail, "description": "Body over the size limit"},
+    415: {"model": Detail, "description": "Body in an unsupported media type"},
+}

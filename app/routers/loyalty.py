@@ -15,20 +15,25 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.contract import Problem, _read_limited, render_problem
-from app.errors import Invalid, NotFound
+from app.errors import NotFound
 from app.http import JSON, parse_int, wants_html
-from app.loyalty.repository import ORDERABLE, ListQuery
+from app.loyalty.repository import ListQuery
 from app.loyalty.schemas import (
+    BODY_DOC,
+    ERRORS,
+    ITEM_BODY_DOC,
     MAX_LENGTH,
-    NUL_MSG,
-    Detail,
-    LoyaltyMemberIn,
+    PARSES,
+    WRITE_ERRORS,
     LoyaltyMemberOut,
     LoyaltyPage,
     MemberRecord,
     Metadata,
     UpsertResult,
     metadata,
+    parse_is_male,
+    parse_ordering,
+    parse_search,
     render_birthday,
     render_discount,
 )
@@ -43,7 +48,7 @@ PAGE_SIZE, MAX_PAGE_SIZE = 100, 1000
 # A bulk upload of max_bulk_items members is normal use: its body may exceed the general
 # MAX_BODY_BYTES, so the list POST allows this many bytes per item (client_name ≤ 200).
 BULK_BYTES_PER_ITEM = 512
-FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+FORM_TYPES = PARSES[1:]
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
 
 
@@ -95,7 +100,9 @@ def present(request: Request, r: MemberRecord) -> dict[str, Any]:
 def _respond(
     request: Request, data: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
-    """JSON, or the browsable page when the format is `api`."""
+    """JSON, or the browsable page when the format is `api` (204 never has a body)."""
+    if status == 204:
+        return Response(status_code=204, headers=headers, media_type="application/json")
     if _format(request) == "api":
         item = _is_item(request)
         shown = {
@@ -122,8 +129,6 @@ def _respond(
         )
         response.headers.update(headers or {})
         return response
-    if status == 204:
-        return Response(status_code=204, headers=headers, media_type="application/json")
     return JSON(data, status_code=status, headers=headers)
 
 
@@ -245,77 +250,9 @@ async def _payload(request: Request) -> tuple[Any, str | None]:
     raise BadBody(415, f'Unsupported media type "{media}" in request.')
 
 
-_ITEM_SCHEMA = LoyaltyMemberIn.model_json_schema()
-_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "oneOf": [
-                        _ITEM_SCHEMA,
-                        {"type": "array", "items": _ITEM_SCHEMA, "maxItems": 10_000},
-                    ]
-                }
-            },
-            "application/x-www-form-urlencoded": {"schema": _ITEM_SCHEMA},
-            "multipart/form-data": {"schema": _ITEM_SCHEMA},
-        },
-    }
-}
-_ITEM_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {t: {"schema": _ITEM_SCHEMA} for t in ("application/json", *FORM_TYPES)},
-    }
-}
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": Detail, "description": "Missing or invalid bearer token"},
-    403: {"model": Detail, "description": "Not a staff token with the loyalty scope"},
-    404: {"model": Detail, "description": "No such member, invalid page or unknown format"},
-}
-WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
-    **ERRORS,
-    400: {"description": "Field errors: `{field: [message]}`, or a list of them for a bulk"},
-    413: {"model": Detail, "description": "Body over the size limit"},
-    415: {"model": Detail, "description": "Body in an unsupported media type"},
-}
-
-
 # ----------------------------------------------------------------------------- list
 
 INVALID_PAGE = {"detail": "Invalid page."}
-ORDERING_MSG = (
-    'Unknown ordering field "{}": use cardno, client_name, client_birthday or identifier, '
-    'with "-" for descending.'
-)
-
-
-def _search(value: str | None) -> str | None:
-    if value and "\x00" in value:
-        raise Invalid({"search": [NUL_MSG]})
-    return value or None
-
-
-def _is_male(value: str | None) -> bool | None:
-    text = (value or "").strip().lower()
-    if text in ("", "unknown"):
-        return None
-    if text in ("true", "1"):
-        return True
-    if text in ("false", "0"):
-        return False
-    raise Invalid(
-        {"is_male": [f"Select a valid choice. {value} is not one of the available choices."]}
-    )
-
-
-def _ordering(value: str | None) -> tuple[str, ...]:
-    names = tuple(part.strip() for part in (value or "").split(",") if part.strip())
-    for name in names:
-        if name.removeprefix("-") not in ORDERABLE:
-            raise Invalid({"ordering": [ORDERING_MSG.format(name)]})
-    return names
 
 
 def _link(request: Request, number: int) -> str:
@@ -351,7 +288,9 @@ async def list_members(
 ) -> Response:
     size = parse_int(page_size, PAGE_SIZE)
     size = PAGE_SIZE if size is None or size < 1 else min(size, MAX_PAGE_SIZE)
-    query = ListQuery(0, size, _search(search), _is_male(is_male), _ordering(ordering))
+    query = ListQuery(
+        0, size, parse_search(search), parse_is_male(is_male), parse_ordering(ordering)
+    )
     if page == "last":
         total, _rows = await service.page(replace(query, limit=0))
         number: int | None = max(1, -(-total // size))
@@ -477,7 +416,7 @@ _add(
     status_code=201,
     summary="Add or replace one member, or a list of up to 10,000 (all or nothing)",
     responses={201: {"model": UpsertResult}, **WRITE_ERRORS},
-    openapi_extra=_BODY,
+    openapi_extra=BODY_DOC,
 )
 _add(
     LIST_PATHS,
@@ -486,7 +425,7 @@ _add(
     summary="Metadata of the list",
     responses={200: {"model": Metadata}, **ERRORS},
 )
-_add(LIST_PATHS, not_allowed, ["PUT", "PATCH", "DELETE"], documented=False)
+_add(LIST_PATHS, not_allowed, ["PUT", "PATCH", "DELETE", "TRACE"], documented=False)
 _add(
     ITEM_PATHS,
     get_member,
@@ -501,7 +440,7 @@ _add(
     ["PUT"],
     summary="Replace a member (a new loyalty_id renames it)",
     responses={200: {"model": LoyaltyMemberOut}, **WRITE_ERRORS},
-    openapi_extra=_ITEM_BODY,
+    openapi_extra=ITEM_BODY_DOC,
 )
 _add(
     ITEM_PATHS,
@@ -509,7 +448,7 @@ _add(
     ["PATCH"],
     summary="Change some fields of a member",
     responses={200: {"model": LoyaltyMemberOut}, **WRITE_ERRORS},
-    openapi_extra=_ITEM_BODY,
+    openapi_extra=ITEM_BODY_DOC,
 )
 _add(
     ITEM_PATHS,
@@ -527,3 +466,4 @@ _add(
     responses={200: {"model": Metadata}, **ERRORS},
 )
 _add(ITEM_PATHS, form_to_member, ["POST"], documented=False)
+_add(ITEM_PATHS, not_allowed, ["TRACE"], documented=False)
