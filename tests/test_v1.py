@@ -294,6 +294,32 @@ async def test_unmatched_path_and_method_in_envelope(client: httpx.AsyncClient) 
     assert response.json() == error(405, "Method not allowed", f"{V1}/{UNKNOWN}", "POST")
 
 
+async def test_unexpected_error_is_500_envelope_without_details(app: Any) -> None:
+    """A bug behind a v1 route: the seed's 500 envelope, no trace in the body."""
+    from fastapi import APIRouter, FastAPI
+
+    from app.contract import contract_route
+    from app.routers.customers_v1 import render
+
+    broken = APIRouter(route_class=contract_route(render))
+
+    @broken.delete(V1 + "/{customer_id}")
+    async def explode(customer_id: str) -> None:
+        raise RuntimeError("secret internals")
+
+    probe = FastAPI()
+    probe.state.settings = app.state.settings
+    probe.include_router(broken)
+    transport = httpx.ASGITransport(app=probe)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        response = await c.delete(f"{V1}/44981")
+    assert response.status_code == 500
+    assert response.json() == error(
+        500, "An internal server error has occured processing your request", f"{V1}/44981", "DELETE"
+    )
+    assert "secret" not in response.text
+
+
 # ---------------------------------------------------------------- PUT, PATCH, DELETE
 
 
