@@ -370,6 +370,17 @@ async def test_wrong_methods_are_405_with_allow(client: httpx.AsyncClient, db) -
     assert len(await stored(db)) == 1
 
 
+async def test_no_content_and_trace(client: httpx.AsyncClient) -> None:
+    await post(client, MARIYA)
+    deleted = await client.delete(f"{URL}3/?format=api", headers={**STAFF, "Accept": "text/html"})
+    assert (deleted.status_code, deleted.content) == (204, b"")
+    for path, allow in ((URL, LIST_ALLOW), (f"{URL}3/", ITEM_ALLOW)):
+        trace = await client.request("TRACE", path, headers=STAFF)
+        assert trace.status_code == 405
+        assert trace.json() == {"detail": 'Method "TRACE" not allowed.'}
+        assert_contract_headers(trace, allow)
+
+
 @pytest.mark.parametrize("path", ["/api/v1/loyalty/%00/", "/api/v1/loyalty/" + "x" * 51 + "/"])
 async def test_impossible_ids_are_404(client: httpx.AsyncClient, path: str) -> None:
     for method in ("GET", "PUT", "PATCH", "DELETE"):
