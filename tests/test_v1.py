@@ -955,6 +955,7 @@ async def test_list_paging_edges(client: httpx.AsyncClient, people: list[dict[st
                 "email, dob, nationality, lastUpdated, address.city, address.postCode"
             ],
         ),
+        ("sortBy=" + ",".join(["email"] * 19), ["'sortBy' must name at most 9 fields"]),
         ("sortBy=firstName:up", ["'sortBy' direction of 'firstName' must be asc or desc"]),
         (
             "lastUpdated=yesterday",

@@ -503,7 +503,11 @@ def _timestamp(errors: dict[str, list[str]], value: str | None) -> dt.datetime |
 def _sort(errors: dict[str, list[str]], value: str | None) -> list[SortKey]:
     """`firstName,lastName:desc` → sort keys; unknown fields or directions are errors."""
     keys: dict[str, SortKey] = {}
-    for item in (value or "").split(","):
+    items = (value or "").split(",")
+    if len(items) > 2 * len(SORTABLE):
+        errors["sortBy"] = [f"must name at most {len(SORTABLE)} fields"]
+        return []
+    for item in items:
         field, _, direction = item.strip().partition(":")
         if not field:
             continue
