@@ -1034,7 +1034,7 @@ async def test_openapi_documents_the_register(client: httpx.AsyncClient) -> None
 
 
 CSV_FILE = (
-    "loyalty_id,cardno,discount,client_name,client_birthday,is_male,notes\n"
+    "Loyalty_ID, cardno,discount,client_name,client_birthday,is_male,notes\n"
     "1,11,5,Ann,10/20/1970,true,x\n"
     "2,,x,Bob,1980,,\n"
     "1,11,6.125,Ann B,1970-10-20,false,\n"
@@ -1071,3 +1071,11 @@ def test_cli_import_then_export(tmp_path, settings, client) -> None:
     again = runner.invoke(jambo_cli, ["loyalty", "import", str(out)], env=env)
     assert again.exit_code == 0, again.output
     assert "inserted 0, updated 2, rejected 0" in again.output
+
+    headless = tmp_path / "headless.csv"
+    headless.write_text("id,name\n1,Ann\n", encoding="utf-8")
+    refused = runner.invoke(jambo_cli, ["loyalty", "import", str(headless)], env=env)
+    assert refused.exit_code == 2
+    assert "the header row has no loyalty_id, client_name, client_birthday column" in (
+        refused.output
+    )

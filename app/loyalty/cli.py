@@ -16,7 +16,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from app.config import Settings
-from app.loyalty.schemas import FIELDS, render_discount
+from app.errors import DomainError
+from app.loyalty.schemas import FIELDS, REQUIRED, render_discount
 from app.loyalty.service import LoyaltyService
 
 loyalty_app = typer.Typer(help="Loyalty register import and export.", no_args_is_help=True)
@@ -46,11 +47,20 @@ async def _service() -> AsyncIterator[LoyaltyService]:
         await engine.dispose()
 
 
+class MissingColumns(ValueError):
+    """The header row lacks a required column."""
+
+
 def _rows(handle: TextIO) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, row) for every data row; empty cells of optional fields are null."""
+    """(line number, row) for every data row; header names are matched without case."""
     reader = csv.DictReader(handle)
+    names = {name: name.strip().lower() for name in reader.fieldnames or ()}
+    missing = [f for f in REQUIRED if f not in names.values()]
+    if missing:
+        raise MissingColumns(f"the header row has no {', '.join(missing)} column")
     for row in reader:
-        yield reader.line_num, {k: v for k, v in row.items() if k in FIELDS}
+        cells = {names[k]: v for k, v in row.items() if k in names}
+        yield reader.line_num, {k: v for k, v in cells.items() if k in FIELDS}
 
 
 async def import_csv(
@@ -133,8 +143,11 @@ def import_command(
 
     try:
         report = asyncio.run(run())
-    except (csv.Error, UnicodeDecodeError) as exc:
+    except (csv.Error, UnicodeDecodeError, MissingColumns) as exc:
         console.print(f"[red]cannot read {file}: {exc}[/red]")
+        raise typer.Exit(2) from None
+    except DomainError as exc:  # e.g. the database is unreachable
+        console.print(f"[red]import failed: {exc.message}[/red]")
         raise typer.Exit(2) from None
     console.print(
         f"[green]inserted {report.inserted}[/green], [green]updated {report.updated}[/green], "
