@@ -1,0 +1,133 @@
+"""A real browser (Debian's headless Chromium) against the live service over HTTP.
+
+Skipped where Chromium is not installed; `.ci/run` installs it.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import JWT_SECRET, free_port, make_token
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed")
+
+
+@pytest.fixture(scope="module")
+def live_server(database_url: str) -> Iterator[str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "JWT_SECRET": JWT_SECRET,
+        "LOG_LEVEL": "WARNING",
+        "SMTP_HOST": "",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--no-migrate"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"{base}/healthz", timeout=1)
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError("the service did not start") from None
+            time.sleep(0.2)
+    yield base
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+async def _browser(playwright):  # type: ignore[no-untyped-def]
+    return await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+
+
+async def _page_shows(page, needle: str) -> str:  # type: ignore[no-untyped-def]
+    """Poll the page's text: it replaces itself with each answer (document.write)."""
+    for _ in range(80):
+        text: str = await page.inner_text("body")
+        if needle in text:
+            return text
+        await page.wait_for_timeout(250)
+    raise AssertionError(f"{needle!r} never shown; page: {text[:600]}")
+
+
+async def test_swagger_ui_renders_all_four_contracts(live_server: str) -> None:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        browser = await _browser(p)
+        page = await browser.new_page()
+        await page.goto(f"{live_server}/docs")
+        await page.wait_for_selector(".opblock-tag", timeout=20_000)
+        tags = " | ".join(await page.locator(".opblock-tag").all_inner_texts())
+        for tag in (
+            "Jambo customers",
+            "Customer Management API v1",
+            "Loyalty register",
+            "Customer API v3",
+        ):
+            assert tag in tags, tags
+        paths = await page.locator(".opblock-summary-path").all_inner_texts()
+        flat = {p.replace("\u200b", "").strip() for p in paths}
+        for path in (
+            "/api/customers",
+            "/api/v1/customers",
+            "/api/v1/loyalty/",
+            "/api/v3/customer/",
+            "/api/v3/customer/language/",
+        ):
+            assert path in flat, sorted(flat)
+        await browser.close()
+
+
+async def test_loyalty_browsable_page_posts_a_member(live_server: str, client, db) -> None:
+    """(`client` is requested for its clean-up of what the browser wrote.)"""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        browser = await _browser(p)
+        page = await browser.new_page()
+        await page.goto(f"{live_server}/api/v1/loyalty/.api")
+        await page.fill("#token", make_token())
+        await page.click("#token-form button")
+        await _page_shows(page, "HTTP 200 OK")  # the page re-fetched itself with the token
+        form = page.locator("form.item", has_text="Add or replace a member")
+        await form.wait_for(timeout=15_000)
+        await form.locator("input[name=loyalty_id]").fill("B-42")
+        await form.locator("input[name=client_name]").fill("<script>alert(1)</script> Mariya")
+        await form.locator("input[name=client_birthday]").fill("1982-11-17")
+        await form.locator("button[type=submit]").click()
+        text = await _page_shows(page, '"inserted": 1')
+        assert "HTTP 201 Created" in text
+        await page.goto(f"{live_server}/api/v1/loyalty/B-42/.api")
+        await page.wait_for_selector("pre", timeout=15_000)
+        shown = await page.inner_text("pre")
+        assert "<script>alert(1)</script> Mariya" in shown  # shown as text, not run
+        await browser.close()
+    row = await db.fetchrow("SELECT client_name, client_birthday FROM loyalty_members")
+    assert row["client_name"] == "<script>alert(1)</script> Mariya"
+    assert str(row["client_birthday"]) == "1982-11-17"
