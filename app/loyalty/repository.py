@@ -141,5 +141,6 @@ async def delete_one(conn: AsyncConnection, loyalty_id: str) -> bool:
 async def stream_all(conn: AsyncConnection, batch: int = 5000) -> AsyncIterator[MemberRecord]:
     """Every member in creation order, fetched in batches (server-side cursor)."""
     result = await conn.stream(select(*COLUMNS).order_by(T.c.id).execution_options(yield_per=batch))
-    async for row in result:
-        yield MemberRecord.from_row(row)
+    async for rows in result.partitions(batch):  # one await per batch, not per row
+        for row in rows:
+            yield MemberRecord.from_row(row)
