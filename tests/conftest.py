@@ -23,7 +23,7 @@ from app.main import create_app
 
 JWT_SECRET = "test-secret-" + "x" * 40
 ORIGIN = "https://app.example.com"
-TABLES = "audit_events, deletion_tokens, email_codes, api_clients, loyalty_members, customers"
+TABLES = "count_cache, audit_events, deletion_tokens, email_codes, api_clients, loyalty_members, customers"
 
 
 def _plain(url: str) -> str:

@@ -8,6 +8,7 @@ from sqlalchemy import ColumnElement, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.counting import cached_count
 from app.customers.models import Customer
 from app.customers.schemas import CustomerRecord
 from app.database import Database
@@ -103,6 +104,6 @@ async def page_in_creation_order(
     conn: AsyncConnection, offset: int, limit: int
 ) -> tuple[int, Sequence[CustomerRecord]]:
     """Total count and one page ordered by id (ULIDs sort by creation time)."""
-    total = (await conn.execute(select(func.count()).select_from(T))).scalar_one()
+    total = await cached_count(conn, "customers", select(func.count()).select_from(T))
     rows = (await conn.execute(select(*COLUMNS).order_by(T.c.id).offset(offset).limit(limit))).all()
     return total, [CustomerRecord.from_row(r) for r in rows]

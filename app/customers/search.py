@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, Select, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.counting import cached_count
 from app.customers.repository import COLUMNS, T
 from app.customers.schemas import CustomerRecord
 from app.database import Database
@@ -120,8 +121,8 @@ def count_statement(f: CustomerFilter) -> Select[int]:
 
 
 async def count(conn: AsyncConnection, f: CustomerFilter) -> int:
-    """How many customers match the filter."""
-    return int((await conn.execute(count_statement(f))).scalar_one())
+    """How many customers match the filter (cached until the table changes)."""
+    return await cached_count(conn, "customers", count_statement(f))
 
 
 async def fetch_page(
