@@ -65,6 +65,7 @@ def make_engine(url: str, settings: Settings) -> AsyncEngine:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_recycle=1800,
+        hide_parameters=True,  # bound values are personal data: keep them out of error logs
     )
 
 

@@ -1,0 +1,41 @@
+"""List counts come from a cache that every write to the table invalidates."""
+
+import httpx
+
+from tests.conftest import STAFF, create_customer
+
+
+async def test_cached_counts_follow_every_write(client: httpx.AsyncClient, db) -> None:
+    created = [await create_customer(client, email=f"n{i}@example.org") for i in range(3)]
+
+    async def counts() -> tuple[int, int]:
+        jambo = (await client.get("/api/customers?page_size=1", headers=STAFF)).json()
+        v1 = (await client.get("/api/v1/customers?pageSize=1", headers=STAFF)).json()
+        return jambo["count"], v1["data"]["totalElements"]
+
+    assert await counts() == (3, 3)
+    # Both contracts ask the same unfiltered question: one cached answer.
+    assert await db.fetchval("SELECT count(*) FROM count_cache") == 1
+    assert await counts() == (3, 3)  # served from the cache
+    await create_customer(client, email="n3@example.org")
+    assert await counts() == (4, 4)
+    await client.delete(f"/api/customer/{created[0]['ulid']}", headers=STAFF)
+    assert await counts() == (3, 3)
+    # A direct write, bypassing the service, invalidates too (the trigger is in the database).
+    await db.execute("DELETE FROM customers WHERE email = 'n1@example.org'")
+    assert await counts() == (2, 2)
+
+
+async def test_filtered_counts_are_cached_per_filter(client: httpx.AsyncClient, db) -> None:
+    for i, city in enumerate(("Nairobi", "Nairobi", "Mombasa")):
+        response = await client.post(
+            "/api/v1/customers",
+            json={"firstName": f"A{i}", "lastName": "B", "address": {"city": city}},
+            headers=STAFF,
+        )
+        assert response.status_code == 201
+    for city, expected in (("Nairobi", 2), ("Mombasa", 1), ("Nairobi,Mombasa", 3)):
+        body = (
+            await client.get(f"/api/v1/customers?pageSize=1&address.city={city}", headers=STAFF)
+        ).json()
+        assert body["data"]["totalElements"] == expected
