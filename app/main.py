@@ -168,6 +168,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
     # X-Forwarded-Proto/-For/-Host from trusted proxies only; done here rather than by the
     # server so that every way of running the app behaves the same.
-    app.add_middleware(RootPathMiddleware, root_path=settings.root_path)
+    if settings.root_path:
+        app.add_middleware(RootPathMiddleware, root_path=settings.root_path)
     app.add_middleware(ForwardedHeadersMiddleware, trusted=settings.forwarded_allow_ips)
     return app

@@ -98,10 +98,12 @@ class ForwardedHeadersMiddleware:
         return any(address in net for net in self.networks)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket") and self._trusted(
-            (scope.get("client") or (None,))[0]
-        ):
-            headers = dict(scope["headers"])
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        # Cheap scan first: most requests carry no forwarded headers at all.
+        headers = {k: v for k, v in scope["headers"] if k.startswith(b"x-forwarded-")}
+        if headers and self._trusted((scope.get("client") or (None,))[0]):
             proto = headers.get(b"x-forwarded-proto", b"").decode("latin-1").split(",")[0].strip()
             if proto in ("http", "https"):
                 scope["scheme"] = proto
