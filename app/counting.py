@@ -4,10 +4,17 @@ Counting every match of a broad filter on a large table costs more than the page
 A statement-level trigger bumps `table_generations` on every write to the table; a count is
 reused while the generation it was computed at is still current, so it is never stale. The
 cache lives in PostgreSQL, so every worker and replica shares it.
+
+When many requests miss at once, one of them claims the key (a row with total -1) and
+counts; the others wait for its answer instead of all scanning the table together. A claim
+whose owner vanished is taken over after `CLAIM_TIMEOUT`; waiters give up waiting after
+`WAIT_LIMIT` and count for themselves.
 """
 
+import asyncio
 import hashlib
 import random
+import time
 from typing import Any
 
 from sqlalchemy import Select, bindparam, literal_column, select, text
@@ -15,16 +22,26 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 _DIALECT = postgresql.dialect()
+WAIT_LIMIT = 10.0  # seconds a request waits for another's count
+CLAIM_TIMEOUT = 30  # seconds after which a claim is considered abandoned
 
-_HIT = text(
-    "SELECT c.total FROM count_cache c JOIN table_generations g ON g.name = :table"
-    " WHERE c.key = :key AND c.generation = g.generation"
+_LOOKUP = text(
+    "SELECT g.generation, c.generation AS cached_generation, c.total"
+    " FROM table_generations g LEFT JOIN count_cache c ON c.key = :key"
+    " WHERE g.name = :table"
+)
+_CLAIM = text(
+    "INSERT INTO count_cache (key, generation, total) VALUES (:key, :generation, -1)"
+    " ON CONFLICT (key) DO UPDATE SET generation = excluded.generation, total = -1,"
+    " computed_at = now()"
+    " WHERE count_cache.generation < excluded.generation"
+    f" OR (count_cache.total = -1 AND count_cache.computed_at"
+    f" < now() - interval '{CLAIM_TIMEOUT} seconds')"
+    " RETURNING 1"
 )
 _STORE = text(
-    "INSERT INTO count_cache (key, generation, total) VALUES (:key, :generation, :total)"
-    " ON CONFLICT (key) DO UPDATE SET generation = excluded.generation,"
-    " total = excluded.total, computed_at = now()"
-    " WHERE count_cache.generation < excluded.generation"
+    "UPDATE count_cache SET generation = :generation, total = :total, computed_at = now()"
+    " WHERE key = :key AND generation <= :generation"
 )
 _PURGE = text("DELETE FROM count_cache WHERE computed_at < now() - interval '1 hour'")
 
@@ -39,9 +56,29 @@ def cache_key(stmt: Select[Any]) -> str:
 async def cached_count(conn: AsyncConnection, table: str, stmt: Select[Any]) -> int:
     """`stmt` (a SELECT count(*)) answered from the cache, or run and remembered."""
     key = cache_key(stmt)
-    hit = (await conn.execute(_HIT, {"table": table, "key": key})).scalar()
-    if hit is not None:
-        return int(hit)
+    deadline = time.monotonic() + WAIT_LIMIT
+    while True:
+        current, cached_generation, total = (
+            await conn.execute(_LOOKUP, {"table": table, "key": key})
+        ).one()
+        if cached_generation == current and total is not None and total >= 0:
+            return int(total)
+        if cached_generation is None or cached_generation < current or total is None:
+            claimed = await conn.execute(_CLAIM, {"key": key, "generation": current})
+            if claimed.first() is not None:
+                return await _count_and_store(conn, table, key, stmt)
+        if time.monotonic() > deadline:
+            return await _count(conn, table, stmt)  # the counter is slow or gone: count too
+        await asyncio.sleep(0.05)
+
+
+async def _count(conn: AsyncConnection, table: str, stmt: Select[Any]) -> int:
+    return int((await _count_with_generation(conn, table, stmt))[1])
+
+
+async def _count_with_generation(
+    conn: AsyncConnection, table: str, stmt: Select[Any]
+) -> tuple[int, int]:
     generation = (
         select(literal_column("generation"))
         .select_from(text("table_generations"))
@@ -50,8 +87,12 @@ async def cached_count(conn: AsyncConnection, table: str, stmt: Select[Any]) -> 
     )
     # One statement, one snapshot: the count and the generation it belongs to.
     row = (await conn.execute(select(generation, stmt.scalar_subquery()))).one()
-    generation_now, total = int(row[0]), int(row[1])
-    await conn.execute(_STORE, {"key": key, "generation": generation_now, "total": total})
+    return int(row[0]), int(row[1])
+
+
+async def _count_and_store(conn: AsyncConnection, table: str, key: str, stmt: Select[Any]) -> int:
+    generation, total = await _count_with_generation(conn, table, stmt)
+    await conn.execute(_STORE, {"key": key, "generation": generation, "total": total})
     if random.random() < 0.01:  # keep the cache small: forget keys nobody asked for lately
         await conn.execute(_PURGE)
     return total

@@ -39,3 +39,25 @@ async def test_filtered_counts_are_cached_per_filter(client: httpx.AsyncClient, 
             await client.get(f"/api/v1/customers?pageSize=1&address.city={city}", headers=STAFF)
         ).json()
         assert body["data"]["totalElements"] == expected
+
+
+async def test_concurrent_misses_all_get_the_right_count(client: httpx.AsyncClient, db) -> None:
+    import asyncio
+
+    for i in range(3):
+        await create_customer(client, email=f"c{i}@example.org")
+    responses = await asyncio.gather(
+        *(client.get("/api/customers?page_size=1", headers=STAFF) for _ in range(8))
+    )
+    assert [r.json()["count"] for r in responses] == [3] * 8
+    assert await db.fetchval("SELECT total FROM count_cache") == 3
+
+
+async def test_an_abandoned_claim_is_taken_over(client: httpx.AsyncClient, db) -> None:
+    await create_customer(client)
+    await client.get("/api/customers?page_size=1", headers=STAFF)
+    # A counter that died mid-count leaves its claim (-1) behind.
+    await db.execute("UPDATE count_cache SET total = -1, computed_at = now() - interval '1 hour'")
+    body = (await client.get("/api/customers?page_size=1", headers=STAFF)).json()
+    assert body["count"] == 1
+    assert await db.fetchval("SELECT total FROM count_cache") == 1

@@ -197,7 +197,7 @@ class LoyaltyRoute(APIRoute):
 router = APIRouter(tags=["Loyalty register"], route_class=LoyaltyRoute)
 
 
-def _service(request: Request) -> LoyaltyService:
+async def _service(request: Request) -> LoyaltyService:
     return LoyaltyService(request.app.state.db, request.app.state.settings)
 
 
