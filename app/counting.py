@@ -63,10 +63,10 @@ async def cached_count(conn: AsyncConnection, table: str, stmt: Select[Any]) -> 
         ).one()
         if cached_generation == current and total is not None and total >= 0:
             return int(total)
-        if cached_generation is None or cached_generation < current or total is None:
-            claimed = await conn.execute(_CLAIM, {"key": key, "generation": current})
-            if claimed.first() is not None:
-                return await _count_and_store(conn, table, key, stmt)
+        # No answer for this generation: claim the key (refused while a live claim stands).
+        claimed = await conn.execute(_CLAIM, {"key": key, "generation": current})
+        if claimed.first() is not None:
+            return await _count_and_store(conn, table, key, stmt)
         if time.monotonic() > deadline:
             return await _count(conn, table, stmt)  # the counter is slow or gone: count too
         await asyncio.sleep(0.05)
