@@ -6,11 +6,11 @@ from typing import Any
 
 from app.config import Settings
 from app.customers import repository as repo
-from app.customers.ids import new_id
+from app.customers.ids import new_id, parse_ulid
 from app.customers.rules import clean_changes
 from app.customers.schemas import CustomerRecord
 from app.database import Database
-from app.errors import NotFound, PreconditionFailed
+from app.errors import NotFound, PreconditionFailed, Unauthenticated
 from app.privacy import audit
 
 
@@ -26,6 +26,14 @@ class CustomerService:
         record = await repo.fetch_by_id(self.db, customer_id)
         if record is None:
             raise NotFound("Customer not found.")
+        return record
+
+    async def for_token(self, sub: str) -> CustomerRecord:
+        """The customer a customer token names; one that no longer exists is Unauthenticated."""
+        customer_id = parse_ulid(sub)
+        record = await repo.fetch_by_id(self.db, customer_id) if customer_id else None
+        if record is None:
+            raise Unauthenticated("Customer no longer exists.", invalid_token=True)
         return record
 
     async def exists(self, customer_id: uuid.UUID) -> bool:

@@ -13,7 +13,7 @@ from app.customers.ids import parse_ulid
 from app.customers.schemas import CustomerRecord
 from app.customers.validation import country_name
 from app.deps import CustomersDep, DeletionDep
-from app.errors import NotFound, Unauthenticated
+from app.errors import NotFound
 from app.http import JSON, parse_int, wants_html
 from app.security import (
     CustomerPrincipal,
@@ -212,10 +212,8 @@ async def list_customers(
 async def update_self(
     body: CustomerIn, customers: CustomersDep, principal: CustomerPrincipal
 ) -> Response:
-    customer_id = parse_ulid(principal.sub)
-    if customer_id is None or not await customers.exists(customer_id):
-        raise Unauthenticated("Customer no longer exists.", invalid_token=True)
-    return ok(present(await customers.update(customer_id, _changes(body))))
+    own = await customers.for_token(principal.sub)
+    return ok(present(await customers.update(own.id, _changes(body))))
 
 
 @router.get(
@@ -227,19 +225,12 @@ async def update_self(
 async def get_customer(
     customer_ulid: CustomerUlid, customers: CustomersDep, principal: SelfOrStaffRead
 ) -> Response:
-    customer_id = _customer_id(customer_ulid)
-    if principal.is_customer and principal.sub.upper() != customer_ulid.upper():
-        own = parse_ulid(principal.sub)
-        if own is None or not await customers.exists(own):
-            raise Unauthenticated("Customer no longer exists.", invalid_token=True)
-        raise NotFound("Customer not found.")
-    try:
-        record = await customers.get(customer_id)
-    except NotFound:
-        if principal.is_customer:
-            raise Unauthenticated("Customer no longer exists.", invalid_token=True) from None
-        raise
-    return ok(present(record))
+    if principal.is_customer:
+        own = await customers.for_token(principal.sub)
+        if own.ulid != customer_ulid.upper():
+            raise NotFound("Customer not found.")  # existence of others is not revealed
+        return ok(present(own))
+    return ok(present(await customers.get(_customer_id(customer_ulid))))
 
 
 @router.put(

@@ -10,7 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.config import Settings
 from app.contract import NON_FIELD, Problem, contract_route
 from app.customers import form
-from app.customers.ids import parse_ulid
 from app.customers.rules import clean_changes
 from app.customers.schemas import CustomerRecord
 from app.customers.service import CustomerService
@@ -45,13 +44,7 @@ router = APIRouter(tags=["Customer API v3"], route_class=contract_route(render))
 
 async def customer_of(principal: Principal, customers: CustomerService) -> CustomerRecord:
     """The record behind a customer token; a token for a vanished customer is a 401."""
-    customer_id = parse_ulid(principal.sub)
-    if customer_id is not None:
-        try:
-            return await customers.get(customer_id)
-        except NotFound:
-            pass
-    raise Unauthenticated(NOT_AUTHENTICATED, invalid_token=True)
+    return await customers.for_token(principal.sub)
 
 
 async def current_customer(principal: CustomerPrincipal, customers: CustomersDep) -> CustomerRecord:
