@@ -169,7 +169,7 @@ async def create_customer(
 @router.get(
     "/api/customers",
     response_model=CustomerList,
-    responses=ERRORS,
+    responses={**ERRORS, 404: {"model": Detail, "description": "`page` is past the end"}},
     summary="List customers",
 )
 async def list_customers(

@@ -95,6 +95,10 @@ async def caller(principal: OptionalPrincipal, customers: CustomersDep) -> Custo
 Caller = Annotated[CustomerRecord | None, Depends(caller)]
 
 
+# A token is optional here (FastAPI adds the bearer requirement; `{}` admits anonymous).
+ANONYMOUS_ALLOWED: list[dict[str, list[str]]] = [{}]
+
+
 class LanguageOut(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={"example": {"language": "en", "error_message": None}}
@@ -133,6 +137,7 @@ VARY = {"Vary": "Accept-Language, Authorization"}
     response_model=LanguageOut,
     responses=ERRORS,
     summary="Preferred language: the customer's, or negotiated from Accept-Language",
+    openapi_extra={"security": ANONYMOUS_ALLOWED},
 )
 async def get_language(
     customer: Caller,
@@ -156,6 +161,7 @@ async def get_language(
         400: {"model": LanguageError, "description": "Missing or unsupported language code"},
     },
     openapi_extra={
+        "security": ANONYMOUS_ALLOWED,
         "requestBody": {
             "required": True,
             "content": {
@@ -164,7 +170,7 @@ async def get_language(
                     "example": {"language": "sw"},
                 }
             },
-        }
+        },
     },
     summary="Change the customer's preferred language (anonymous: echoed, nothing saved)",
 )
