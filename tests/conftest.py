@@ -4,7 +4,10 @@ import asyncio
 import os
 import secrets
 import socket
+import subprocess
+import sys
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from email import message_from_bytes
 from email.message import Message
@@ -23,7 +26,10 @@ from app.main import create_app
 
 JWT_SECRET = "test-secret-" + "x" * 40
 ORIGIN = "https://app.example.com"
-TABLES = "count_cache, audit_events, deletion_tokens, email_codes, api_clients, loyalty_members, customers"
+TABLES = (
+    "count_cache, audit_events, deletion_tokens, email_codes, api_clients, loyalty_members,"
+    " customers"
+)
 
 
 def _plain(url: str) -> str:
@@ -122,6 +128,40 @@ async def app(settings: Settings) -> AsyncIterator[Any]:
     application = create_app(settings)
     async with application.router.lifespan_context(application):
         yield application
+
+
+@pytest.fixture(scope="session")
+def live_server(database_url: str) -> Iterator[str]:
+    """The real service (`jambo serve`) on a free port, over the test database."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "JWT_SECRET": JWT_SECRET,
+        "LOG_LEVEL": "WARNING",
+        "SMTP_HOST": "",
+        "ALLOWED_ORIGINS": ORIGIN,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--no-migrate"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"{base}/healthz", timeout=1)
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError("the service did not start") from None
+            time.sleep(0.2)
+    yield base
+    proc.terminate()
+    proc.wait(timeout=20)
 
 
 @pytest.fixture

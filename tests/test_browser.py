@@ -3,17 +3,11 @@
 Skipped where Chromium is not installed; `.ci/run` installs it.
 """
 
-import os
 import shutil
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import JWT_SECRET, free_port, make_token
+from tests.conftest import make_token
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARGS = [
@@ -27,38 +21,6 @@ ARGS = [
 ]
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed")
-
-
-@pytest.fixture(scope="module")
-def live_server(database_url: str) -> Iterator[str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "JWT_SECRET": JWT_SECRET,
-        "LOG_LEVEL": "WARNING",
-        "SMTP_HOST": "",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--no-migrate"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"{base}/healthz", timeout=1)
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError("the service did not start") from None
-            time.sleep(0.2)
-    yield base
-    proc.terminate()
-    proc.wait(timeout=20)
 
 
 async def _browser(playwright):  # type: ignore[no-untyped-def]

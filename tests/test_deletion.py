@@ -61,7 +61,7 @@ async def test_browser_get_shows_a_confirm_page_and_does_not_delete(
     )
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
-    assert 'method=post' in page.text and f"/api/customer/{token}/delete/confirm" in page.text
+    assert "method=post" in page.text and f"/api/customer/{token}/delete/confirm" in page.text
     assert await db.fetchval("SELECT count(*) FROM customers") == 1
 
     posted = await client.post(

@@ -16,8 +16,15 @@ def _b64(data: dict) -> str:
 
 def alg_none_token(sub: str, role: str = "staff") -> str:
     now = int(time.time())
-    claims = {"sub": sub, "role": role, "scope": "customers:read customers:write",
-              "iat": now, "exp": now + 600, "iss": "jambo", "aud": "jambo-api"}
+    claims = {
+        "sub": sub,
+        "role": role,
+        "scope": "customers:read customers:write",
+        "iat": now,
+        "exp": now + 600,
+        "iss": "jambo",
+        "aud": "jambo-api",
+    }
     return f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(claims)}."
 
 
@@ -80,7 +87,8 @@ async def test_staff_without_the_scope_is_403(client, method, path, body, who) -
     response = await call(client, method, path.format(ulid=customer["ulid"]), body, auth(token))
     assert response.status_code == 403
     assert response.json() == {
-        "statusCode": 403, "body": "You do not have permission to perform this action."
+        "statusCode": 403,
+        "body": "You do not have permission to perform this action.",
     }
 
 
