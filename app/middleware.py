@@ -2,9 +2,9 @@
 
 import ipaddress
 import logging
+import random
 import re
 import time
-import uuid
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -29,7 +29,8 @@ class RequestContextMiddleware:
         incoming = next(
             (v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), ""
         )
-        request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
+        # An id need not be unguessable, only unique enough: getrandbits is ~10x cheaper.
+        request_id = incoming if _SAFE_ID.match(incoming) else f"{random.getrandbits(128):032x}"
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
         start = time.perf_counter()
@@ -51,17 +52,18 @@ class RequestContextMiddleware:
             REQUESTS.labels(scope["method"], route, str(status)).inc()
             LATENCY.labels(scope["method"], route).observe(elapsed)
             state: dict[str, Any] = scope.get("state", {})
-            log.info(
-                "request",
-                extra={
-                    "request_id": request_id,
-                    "method": scope["method"],
-                    "route": route,
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 2),
-                    "sub": state.get("principal_sub"),
-                },
-            )
+            if log.isEnabledFor(logging.INFO):
+                log.info(
+                    "request",
+                    extra={
+                        "request_id": request_id,
+                        "method": scope["method"],
+                        "route": route,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 2),
+                        "sub": state.get("principal_sub"),
+                    },
+                )
 
 
 def _template(scope: Scope) -> str:
