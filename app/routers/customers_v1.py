@@ -453,7 +453,7 @@ IfNoneMatch = Annotated[
 ]
 
 
-def _search(request: Request) -> CustomerSearch:
+async def _search(request: Request) -> CustomerSearch:
     return CustomerSearch(request.app.state.db)
 
 
