@@ -10,20 +10,27 @@ import uuid
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictStr
 
 from app.config import Settings
 from app.contract import NON_FIELD, Problem, contract_route
 from app.customers.ids import parse_ulid
 from app.customers.rules import clean_changes
 from app.customers.schemas import CustomerRecord
-from app.customers.search import CustomerFilter, CustomerSearch, SortKey
-from app.customers.validation import FieldError, clean_text
+from app.customers.search import CustomerFilter, CustomerSearch
 from app.deps import CustomersDep, SettingsDep
 from app.errors import Invalid, NotFound, PreconditionFailed
 from app.http import JSON, parse_int
+from app.routers.customers_v1_query import filter_list, filter_text, query, sort, timestamp
+from app.routers.customers_v1_schemas import (
+    V1AddressIn,
+    V1Customer,
+    V1CustomerEnvelope,
+    V1CustomerIn,
+    V1PageEnvelope,
+    envelope_errors,
+)
 from app.security import StaffCustomersRead, StaffCustomersWrite
 
 PREFIX = "/api/v1/customers"
@@ -56,20 +63,7 @@ _ORDER = {n: i for i, s in enumerate(_STORE_ORDER) for n in (s, V1_NAME.get(s, s
 NAME_FIELDS = ("first_name", "last_name", "middle_name")
 NAME_MAX = 30  # this contract's documented limit (the store allows 100)
 
-# Sortable v1 names → search sort keys.
-SORTABLE = {
-    "customerId": "id",
-    "firstName": "first_name",
-    "lastName": "last_name",
-    "email": "email",
-    "dob": "dob",
-    "nationality": "nationality",
-    "lastUpdated": "updated_at",
-    "address.city": "address_city",
-    "address.postCode": "address_post_code",
-}
 PAGE_SIZE, MAX_PAGE_SIZE = 100, 1000
-FILTER_MAX, FILTER_MAX_VALUES = 200, 50
 
 # ---------------------------------------------------------------- errors
 
@@ -144,191 +138,6 @@ def render(request: Request, problem: Problem) -> Response:
 
 
 router = APIRouter(tags=["Customer Management API v1"], route_class=contract_route(render))
-
-# ---------------------------------------------------------------- schemas
-
-ADDRESS_EXAMPLE: dict[str, JsonValue] = {
-    "addressLine1": "1 Jessie street",
-    "addressLine2": None,
-    "city": "Sydney",
-    "state": "NSW",
-    "postCode": "2145",
-    "country": "Australia",
-}
-CUSTOMER_EXAMPLE: dict[str, JsonValue] = {
-    "customerId": "01HWJ8WH9X8WBK65EMGY9YKPBS",
-    "firstName": "Fraser",
-    "lastName": "Brendand",
-    "middleName": None,
-    "email": "fraser@example.org",
-    "phoneNumber": "+61412345678",
-    "nationality": "AU",
-    "dob": "1985-04-12",
-    "gender": None,
-    "address": ADDRESS_EXAMPLE,
-    "lastUpdated": "2017-12-03T10:15:30+00:00",
-}
-
-
-class V1Address(BaseModel):
-    addressLine1: str | None
-    addressLine2: str | None
-    city: str | None
-    state: str | None
-    postCode: str | None
-    country: str | None
-
-
-class V1Customer(BaseModel):
-    """A customer as this contract shows it."""
-
-    model_config = ConfigDict(json_schema_extra={"example": CUSTOMER_EXAMPLE})
-
-    customerId: str = Field(description="The customer's ULID")
-    firstName: str
-    lastName: str
-    middleName: str | None
-    email: str | None
-    phoneNumber: str | None = Field(description="E.164")
-    nationality: str | None = Field(description="ISO 3166-1 alpha-2")
-    dob: str | None = Field(description="YYYY-MM-DD")
-    gender: str | None
-    address: V1Address
-    lastUpdated: str = Field(description="ISO 8601 with offset")
-
-
-class V1CustomerEnvelope(BaseModel):
-    success: bool = Field(examples=[True])
-    status: int = Field(examples=[201])
-    data: V1Customer
-
-
-class V1CustomerPage(BaseModel):
-    pageSize: int
-    pageNo: int
-    totalPages: int
-    first: bool
-    last: bool
-    totalElements: int
-    customers: list[V1Customer]
-
-
-class V1PageEnvelope(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "example": {
-                "success": True,
-                "status": 200,
-                "data": {
-                    "pageSize": 1,
-                    "pageNo": 0,
-                    "totalPages": 1118,
-                    "first": True,
-                    "last": False,
-                    "totalElements": 1118,
-                    "customers": [CUSTOMER_EXAMPLE],
-                },
-            }
-        }
-    )
-
-    success: bool
-    status: int
-    data: V1CustomerPage
-
-
-class V1ErrorData(BaseModel):
-    error: str | list[str]
-    request: str
-    method: str
-
-
-class V1ErrorEnvelope(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "example": {
-                "success": False,
-                "status": 404,
-                "data": {
-                    "error": "Resource could not be located",
-                    "request": "/api/v1/customers/01HWJ8WH9X8WBK65EMGY9YKPBS",
-                    "method": "GET",
-                },
-            }
-        }
-    )
-
-    success: bool
-    status: int
-    data: V1ErrorData
-
-
-class V1Unauthorized(BaseModel):
-    detail: str = Field(examples=["Invalid token."])
-
-
-class V1AddressIn(BaseModel):
-    """Address parts; on PATCH only the parts sent change (`null` clears one)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    addressLine1: StrictStr | None = None
-    addressLine2: StrictStr | None = None
-    city: StrictStr | None = None
-    state: StrictStr | None = None
-    postCode: StrictStr | None = None
-    country: StrictStr | None = None
-
-
-class V1CustomerIn(BaseModel):
-    """Writable fields; read-only ones echoed back (customerId, lastUpdated) are ignored."""
-
-    model_config = ConfigDict(
-        extra="ignore",
-        json_schema_extra={
-            "example": {
-                "firstName": "Fraser",
-                "lastName": "Brendand",
-                "address": {
-                    "addressLine1": "1 Jessie street",
-                    "addressLine2": "",
-                    "city": "Sydney",
-                    "state": "NSW",
-                    "postCode": "2145",
-                    "country": "Australia",
-                },
-            }
-        },
-    )
-
-    firstName: StrictStr | None = None
-    lastName: StrictStr | None = None
-    middleName: StrictStr | None = None
-    email: StrictStr | None = None
-    phoneNumber: StrictStr | None = None
-    nationality: StrictStr | None = Field(None, description="alpha-2, alpha-3 or English name")
-    dob: StrictStr | None = Field(None, description="YYYY-MM-DD")
-    gender: StrictStr | None = None
-    address: V1AddressIn | None = None
-
-
-def _envelope_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    described = {
-        400: "Invalid input: `error` lists every problem",
-        403: "Not a staff token with the needed scope",
-        404: "No such customer",
-        409: "The email address is already used by another customer",
-        412: "`If-Match` does not match the current ETag; nothing was changed",
-        413: "Body over the size limit",
-        500: "Unexpected error",
-    }
-    out: dict[int | str, dict[str, Any]] = {
-        401: {"model": V1Unauthorized, "description": "Missing, bad or expired access token"}
-    }
-    for status in (*statuses, 403, 500):
-        out[status] = {"model": V1ErrorEnvelope, "description": described[status]}
-    return out
-
 
 # ---------------------------------------------------------------- translation
 
@@ -460,119 +269,52 @@ async def _search(request: Request) -> CustomerSearch:
 SearchDep = Annotated[CustomerSearch, Depends(_search)]
 
 
-# ---------------------------------------------------------------- list parameters
-
-
-def _filter_text(errors: dict[str, list[str]], name: str, value: str | None) -> str | None:
-    try:
-        return clean_text(value, max_length=FILTER_MAX)
-    except FieldError as exc:
-        errors[name] = [str(exc)]
-        return None
-
-
-def _filter_list(errors: dict[str, list[str]], name: str, value: str | None) -> tuple[str, ...]:
-    """A comma-separated list (any of them matches); blank items are dropped."""
-    if value is None:
-        return ()
-    items = [_filter_text(errors, name, part) for part in value.split(",")]
-    if len(items) > FILTER_MAX_VALUES:
-        errors[name] = [f"must list at most {FILTER_MAX_VALUES} values"]
-    return tuple(dict.fromkeys(i for i in items if i))
-
-
-def _timestamp(errors: dict[str, list[str]], value: str | None) -> dt.datetime | None:
-    if value is None or not value.strip():
-        return None
-    # An unencoded '+' in a query string arrives as a space: "10:15:30 11:00" means "+11:00".
-    text = re.sub(r"(T\d\d:\d\d(?::\d\d(?:\.\d+)?)?) (\d\d:?\d\d)$", r"\1+\2", value.strip())
-    try:
-        moment: dt.datetime | None = dt.datetime.fromisoformat(text)
-        if moment is not None and moment.tzinfo is not None:
-            moment = moment.astimezone(dt.UTC)  # also refuses instants outside year 1–9999
-    except (ValueError, OverflowError):
-        moment = None
-    if moment is None or moment.tzinfo is None:
-        errors["lastUpdated"] = [
-            "must be an ISO 8601 timestamp with an offset, e.g. 2017-12-03T10:15:30+11:00"
-        ]
-        return None
-    return moment
-
-
-def _sort(errors: dict[str, list[str]], value: str | None) -> list[SortKey]:
-    """`firstName,lastName:desc` → sort keys; unknown fields or directions are errors."""
-    keys: dict[str, SortKey] = {}
-    items = (value or "").split(",")
-    if len(items) > 2 * len(SORTABLE):
-        errors["sortBy"] = [f"must name at most {len(SORTABLE)} fields"]
-        return []
-    for item in items:
-        field, _, direction = item.strip().partition(":")
-        if not field:
-            continue
-        direction = direction.strip().lower() or "asc"
-        if field not in SORTABLE:
-            errors.setdefault("sortBy", []).append(
-                f"cannot sort by '{field[:50]}'; use one of {', '.join(SORTABLE)}"
-            )
-        elif direction not in ("asc", "desc"):
-            errors.setdefault("sortBy", []).append(f"direction of '{field}' must be asc or desc")
-        else:
-            keys.setdefault(field, SortKey(SORTABLE[field], direction == "desc"))
-    return list(keys.values())
-
-
-def _query(name: str, description: str, example: str) -> Any:
-    return Query(alias=name, description=description, examples=[example])
-
-
 # ---------------------------------------------------------------- routes
 
 
 @router.get(
     PREFIX,
     response_model=V1PageEnvelope,
-    responses=_envelope_errors(400),
+    responses=envelope_errors(400),
     summary="List customers: filter, sort and page",
 )
 async def list_customers(
     search: SearchDep,
     _: StaffCustomersRead,
     first_name: Annotated[
-        str | None, _query("firstName", "Case-insensitive exact match", "John")
+        str | None, query("firstName", "Case-insensitive exact match", "John")
     ] = None,
     last_name: Annotated[
-        str | None, _query("lastName", "Case-insensitive exact match", "Smith")
+        str | None, query("lastName", "Case-insensitive exact match", "Smith")
     ] = None,
     line1: Annotated[
         str | None,
-        _query("address.streetLine1", "Substring, any case; comma list = any", "George Street"),
+        query("address.streetLine1", "Substring, any case; comma list = any", "George Street"),
     ] = None,
     line2: Annotated[
         str | None,
-        _query("address.streetLine2", "Substring, any case; comma list = any", "Mountain Street"),
+        query("address.streetLine2", "Substring, any case; comma list = any", "Mountain Street"),
     ] = None,
     city: Annotated[
         str | None,
-        _query("address.city", "Substring, any case; comma list = any", "Sydney,Potts Point"),
+        query("address.city", "Substring, any case; comma list = any", "Sydney,Potts Point"),
     ] = None,
     post_code: Annotated[
-        str | None, _query("address.postCode", "Exact; comma list = any", "2000,2145")
+        str | None, query("address.postCode", "Exact; comma list = any", "2000,2145")
     ] = None,
     last_updated: Annotated[
         str | None,
-        _query(
+        query(
             "lastUpdated", "Updated at or after (ISO 8601 with offset)", "2017-12-03T10:15:30+11:00"
         ),
     ] = None,
-    page_no: Annotated[str | None, _query("pageNo", "0-based page number", "0")] = None,
+    page_no: Annotated[str | None, query("pageNo", "0-based page number", "0")] = None,
     page_size: Annotated[
-        str | None, _query("pageSize", f"1–{MAX_PAGE_SIZE}, default {PAGE_SIZE}", "100")
+        str | None, query("pageSize", f"1–{MAX_PAGE_SIZE}, default {PAGE_SIZE}", "100")
     ] = None,
     sort_by: Annotated[
         str | None,
-        _query("sortBy", "Fields, each optionally `:asc`/`:desc`", "firstName,lastName:desc"),
+        query("sortBy", "Fields, each optionally `:asc`/`:desc`", "firstName,lastName:desc"),
     ] = None,
 ) -> Response:
     errors: dict[str, list[str]] = {}
@@ -582,18 +324,18 @@ async def list_customers(
     if size is None or not 1 <= size <= MAX_PAGE_SIZE:
         errors["pageSize"] = [f"must be a whole number between 1 and {MAX_PAGE_SIZE}"]
     criteria = CustomerFilter(
-        first_name=_filter_text(errors, "firstName", first_name),
-        last_name=_filter_text(errors, "lastName", last_name),
-        address_line1=_filter_list(errors, "address.streetLine1", line1),
-        address_line2=_filter_list(errors, "address.streetLine2", line2),
-        address_city=_filter_list(errors, "address.city", city),
-        address_post_code=_filter_list(errors, "address.postCode", post_code),
-        updated_since=_timestamp(errors, last_updated),
+        first_name=filter_text(errors, "firstName", first_name),
+        last_name=filter_text(errors, "lastName", last_name),
+        address_line1=filter_list(errors, "address.streetLine1", line1),
+        address_line2=filter_list(errors, "address.streetLine2", line2),
+        address_city=filter_list(errors, "address.city", city),
+        address_post_code=filter_list(errors, "address.postCode", post_code),
+        updated_since=timestamp(errors, last_updated),
     )
-    sort = _sort(errors, sort_by)
+    order = sort(errors, sort_by)
     if errors or number is None or size is None:
         raise Invalid(errors)
-    found = await search.find(criteria, sort, number * size, size)
+    found = await search.find(criteria, order, number * size, size)
     pages = -(-found.total // size)
     data = {
         "pageSize": size,
@@ -611,7 +353,7 @@ async def list_customers(
     PREFIX,
     status_code=201,
     response_model=V1CustomerEnvelope,
-    responses=_envelope_errors(400, 409, 413),
+    responses=envelope_errors(400, 409, 413),
     summary="Create a customer",
 )
 async def create_customer(
@@ -635,7 +377,7 @@ async def create_customer(
     PREFIX + "/{customer_id}",
     response_model=V1Customer,
     responses={
-        **_envelope_errors(404),
+        **envelope_errors(404),
         304: {"description": "Not modified: empty body, `Cache-Control: max-age=0`"},
     },
     summary="Get one customer (with an ETag)",
@@ -675,7 +417,7 @@ async def _update(
 @router.put(
     PREFIX + "/{customer_id}",
     response_model=V1Customer,
-    responses=_envelope_errors(400, 404, 409, 412, 413),
+    responses=envelope_errors(400, 404, 409, 412, 413),
     summary="Replace a customer (fields left out are cleared)",
 )
 async def replace_customer(
@@ -692,7 +434,7 @@ async def replace_customer(
 @router.patch(
     PREFIX + "/{customer_id}",
     response_model=V1Customer,
-    responses=_envelope_errors(400, 404, 409, 412, 413),
+    responses=envelope_errors(400, 404, 409, 412, 413),
     summary="Change some fields (JSON merge patch: address merged, null clears)",
     openapi_extra={
         "requestBody": {
@@ -720,7 +462,7 @@ async def patch_customer(
     PREFIX + "/{customer_id}",
     status_code=204,
     response_class=Response,
-    responses={**_envelope_errors(404, 412), 204: {"description": "Deleted; no body"}},
+    responses={**envelope_errors(404, 412), 204: {"description": "Deleted; no body"}},
     summary="Delete a customer and all of their data",
 )
 async def delete_customer(
