@@ -104,6 +104,8 @@ async def page_in_creation_order(
     conn: AsyncConnection, offset: int, limit: int
 ) -> tuple[int, Sequence[CustomerRecord]]:
     """Total count and one page ordered by id (ULIDs sort by creation time)."""
-    total = await cached_count(conn, "customers", select(func.count()).select_from(T))
+    total = await cached_count(
+        conn, "customers", select(func.count()).select_from(T), "all customers"
+    )
     rows = (await conn.execute(select(*COLUMNS).order_by(T.c.id).offset(offset).limit(limit))).all()
     return total, [CustomerRecord.from_row(r) for r in rows]

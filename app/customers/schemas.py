@@ -58,8 +58,8 @@ class CustomerRecord:
 
     @classmethod
     def from_row(cls, row: Any) -> "CustomerRecord":
-        """Build from a result row carrying every column."""
-        return cls(**{name: row._mapping[name] for name in cls.__slots__})
+        """Build from a row of every column in field order (as `repository.COLUMNS` selects)."""
+        return cls(*row)
 
     @property
     def ulid(self) -> str:

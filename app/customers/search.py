@@ -122,7 +122,7 @@ def count_statement(f: CustomerFilter) -> Select[int]:
 
 async def count(conn: AsyncConnection, f: CustomerFilter) -> int:
     """How many customers match the filter (cached until the table changes)."""
-    return await cached_count(conn, "customers", count_statement(f))
+    return await cached_count(conn, "customers", count_statement(f), f"v1 search {f!r}")
 
 
 async def fetch_page(
