@@ -130,9 +130,8 @@ async def app(settings: Settings) -> AsyncIterator[Any]:
         yield application
 
 
-@pytest.fixture(scope="session")
-def live_server(database_url: str) -> Iterator[str]:
-    """The real service (`jambo serve`) on a free port, over the test database."""
+def start_service(database_url: str) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `jambo serve` on a free port over `database_url`; wait until it answers."""
     port = free_port()
     env = {
         **os.environ,
@@ -153,12 +152,18 @@ def live_server(database_url: str) -> Iterator[str]:
     while True:
         try:
             urllib.request.urlopen(f"{base}/healthz", timeout=1)
-            break
+            return proc, base
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
                 raise RuntimeError("the service did not start") from None
             time.sleep(0.2)
+
+
+@pytest.fixture(scope="session")
+def live_server(database_url: str) -> Iterator[str]:
+    """The real service over the test database, shared by the tests that need HTTP."""
+    proc, base = start_service(database_url)
     yield base
     proc.terminate()
     proc.wait(timeout=20)

@@ -1,43 +1,17 @@
 """Graceful shutdown: a request in flight when SIGTERM arrives still gets its answer."""
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
-import time
-import urllib.request
 
 import httpx
 
-from tests.conftest import JWT_SECRET, STAFF, free_port
+from tests.conftest import STAFF, start_service
 
 
 async def test_sigterm_lets_the_request_in_flight_finish(database_url: str, client, db) -> None:
     """(`client` is requested for its clean-up of what the upload wrote.)"""
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "JWT_SECRET": JWT_SECRET,
-        "LOG_LEVEL": "WARNING",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--no-migrate"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
+    proc, base = await asyncio.to_thread(start_service, database_url)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/healthz", timeout=1)
-                break
-            except OSError:
-                assert proc.poll() is None and time.monotonic() < deadline, "did not start"
-                await asyncio.sleep(0.2)
         members = [
             {"loyalty_id": f"S{i}", "client_name": f"Member {i}", "client_birthday": "1980-01-01"}
             for i in range(10_000)
