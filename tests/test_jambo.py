@@ -239,3 +239,11 @@ async def test_405_lists_every_method_of_the_path(client: httpx.AsyncClient) -> 
     assert response.status_code == 405
     assert response.headers["allow"] == "GET, PUT, DELETE"
     assert response.json() == {"statusCode": 405, "body": "Method not allowed."}
+
+
+async def test_phone_numbers_are_read_in_the_default_region_and_rendered_e164(
+    client: httpx.AsyncClient,
+) -> None:
+    for i, given in enumerate(("0712345678", "254712345678", "+254 712 345 678", "712345678")):
+        customer = await create_customer(client, email=f"ph{i}@example.org", phone_number=given)
+        assert customer["phone_number"] == "+254712345678", given

@@ -47,13 +47,20 @@ def normalize_email(value: str) -> str:
 
 def normalize_phone(value: str, region: str) -> str:
     """Parse a phone number (national numbers in `region`) and render it in E.164."""
-    try:
-        number = phonenumbers.parse(value, region)
-    except phonenumbers.NumberParseException as exc:
-        raise FieldError("Enter a valid phone number.") from exc
-    if not phonenumbers.is_valid_number(number):
-        raise FieldError("Enter a valid phone number.")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    candidates = [value]
+    # "254712345678": international digits written without the "+" (common in Kenya).
+    digits = re.sub(r"[\s().-]", "", value)
+    prefix = str(phonenumbers.country_code_for_region(region))
+    if digits.isdigit() and digits.startswith(prefix):
+        candidates.append("+" + digits)
+    for candidate in candidates:
+        try:
+            number = phonenumbers.parse(candidate, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number):
+            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    raise FieldError("Enter a valid phone number.")
 
 
 @lru_cache(maxsize=4096)
