@@ -247,3 +247,23 @@ async def test_phone_numbers_are_read_in_the_default_region_and_rendered_e164(
     for i, given in enumerate(("0712345678", "254712345678", "+254 712 345 678", "712345678")):
         customer = await create_customer(client, email=f"ph{i}@example.org", phone_number=given)
         assert customer["phone_number"] == "+254712345678", given
+
+
+async def test_countries_by_code_or_everyday_english_name(client: httpx.AsyncClient) -> None:
+    cases = {
+        "KE": "Kenya",
+        "KEN": "Kenya",
+        "kenya": "Kenya",
+        "Russia": "Russian Federation",
+        "Ivory Coast": "Côte d'Ivoire",
+        "UK": "United Kingdom",
+        "Slovakia (Slovak Republic)": "Slovakia",
+        "Reunion": "Réunion",
+    }
+    for i, (given, shown) in enumerate(cases.items()):
+        customer = await create_customer(client, email=f"n{i}@example.org", nationality=given)
+        assert customer["nationality"] == shown, given
+    response = await client.post(
+        "/api/customers", json={**JAMBO_CUSTOMER, "nationality": "Korea"}, headers=STAFF
+    )
+    assert response.status_code == 400  # ambiguous: North or South

@@ -2,6 +2,7 @@
 
 import datetime as dt
 import re
+import unicodedata
 from functools import lru_cache
 
 import phonenumbers
@@ -63,6 +64,71 @@ def normalize_phone(value: str, region: str) -> str:
     raise FieldError("Enter a valid phone number.")
 
 
+# English names in everyday use that ISO 3166 spells otherwise (or no longer lists).
+COUNTRY_ALIASES = {
+    "russia": "RU",
+    "ivory coast": "CI",
+    "uk": "GB",
+    "great britain": "GB",
+    "britain": "GB",
+    "england": "GB",
+    "scotland": "GB",
+    "wales": "GB",
+    "northern ireland": "GB",
+    "united states of america": "US",
+    "america": "US",
+    "uae": "AE",
+    "north korea": "KP",
+    "laos": "LA",
+    "syria": "SY",
+    "vatican": "VA",
+    "vatican city": "VA",
+    "holy see vatican city state": "VA",
+    "macedonia": "MK",
+    "swaziland": "SZ",
+    "burma": "MM",
+    "cape verde": "CV",
+    "east timor": "TL",
+    "palestine": "PS",
+    "palestinian territory": "PS",
+    "micronesia": "FM",
+    "libyan arab jamahiriya": "LY",
+    "turkey": "TR",
+    "holland": "NL",
+    "the netherlands": "NL",
+    "brunei": "BN",
+    "dr congo": "CD",
+    "drc": "CD",
+    "democratic republic of the congo": "CD",
+    "republic of the congo": "CG",
+    "saint helena": "SH",
+    "saint martin": "MF",
+    "pitcairn islands": "PN",
+    "svalbard and jan mayen islands": "SJ",
+    "the gambia": "GM",
+    "the bahamas": "BS",
+}
+
+
+def _plain(text: str) -> str:
+    """Lower case, no accents, "&" as "and", single spaces, no punctuation but apostrophes."""
+    text = text.replace("\u2019", "'")  # a typographic apostrophe
+    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    folded = re.sub(r"[^a-z0-9' ]", " ", folded.lower().replace("&", " and "))
+    return " ".join(folded.split())
+
+
+@lru_cache(maxsize=1)
+def _country_names() -> dict[str, str]:
+    names = dict(COUNTRY_ALIASES)
+    for country in pycountry.countries:
+        for attr in ("name", "official_name", "common_name"):
+            value = getattr(country, attr, None)
+            if value:
+                names.setdefault(_plain(value), country.alpha_2)
+    return names
+
+
 @lru_cache(maxsize=4096)
 def country_code(value: str) -> str:
     """Alpha-2 code for an alpha-2 or alpha-3 code or an English country name."""
@@ -72,14 +138,14 @@ def country_code(value: str) -> str:
         country = pycountry.countries.get(alpha_2=text.upper())
     elif len(text) == 3:
         country = pycountry.countries.get(alpha_3=text.upper())
-    if country is None:
-        try:
-            country = pycountry.countries.lookup(text)
-        except LookupError:
-            country = None
-    if country is None:
-        raise FieldError("Enter a valid country: an ISO 3166-1 code or English name.")
-    return str(country.alpha_2)
+    if country is not None:
+        return str(country.alpha_2)
+    names = _country_names()
+    # "Slovakia (Slovak Republic)", "Bouvet Island (Bouvetoya)": the name before the brackets.
+    for candidate in (_plain(text), _plain(text.split("(")[0])):
+        if candidate in names:
+            return names[candidate]
+    raise FieldError("Enter a valid country: an ISO 3166-1 code or English name.")
 
 
 @lru_cache(maxsize=512)
