@@ -4,10 +4,7 @@ A thin adapter: it maps v1 names onto store fields, checks the one rule of its o
 1–30 characters), and leaves every other rule to the core (`CustomerService` → `clean_changes`).
 """
 
-import datetime as dt
 import re
-import uuid
-from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Request
@@ -15,53 +12,30 @@ from fastapi.responses import Response
 
 from app.config import Settings
 from app.contract import NON_FIELD, Problem, contract_route
-from app.customers.ids import parse_ulid
-from app.customers.rules import clean_changes
-from app.customers.schemas import CustomerRecord
 from app.customers.search import CustomerFilter, CustomerSearch
 from app.deps import CustomersDep, SettingsDep
-from app.errors import Invalid, NotFound, PreconditionFailed
+from app.errors import Invalid, PreconditionFailed
 from app.http import JSON, parse_int
+from app.routers import customers_v1_translate as translate
 from app.routers.customers_v1_query import filter_list, filter_text, query, sort, timestamp
 from app.routers.customers_v1_schemas import (
-    V1AddressIn,
     V1Customer,
     V1CustomerEnvelope,
     V1CustomerIn,
     V1PageEnvelope,
     envelope_errors,
 )
+from app.routers.customers_v1_translate import ADDRESS, FIELDS, NAME_FIELDS, NAME_MAX
 from app.security import StaffCustomersRead, StaffCustomersWrite
 
 PREFIX = "/api/v1/customers"
 
-# v1 name → store field. Messages from the core name store fields; they are shown in v1 names.
-FIELDS = {
-    "firstName": "first_name",
-    "lastName": "last_name",
-    "middleName": "middle_name",
-    "email": "email",
-    "phoneNumber": "phone_number",
-    "nationality": "nationality",
-    "dob": "dob",
-    "gender": "gender",
-}
-ADDRESS = {
-    "addressLine1": "address_line1",
-    "addressLine2": "address_line2",
-    "city": "address_city",
-    "state": "address_state",
-    "postCode": "address_post_code",
-    "country": "address_country",
-}
 V1_NAME = {store: v1 for v1, store in FIELDS.items()} | {
     store: f"address.{v1}" for v1, store in ADDRESS.items()
 }
 # Messages are listed in the order of the representation, whoever found them.
 _STORE_ORDER = [*FIELDS.values(), "address", *ADDRESS.values()]
 _ORDER = {n: i for i, s in enumerate(_STORE_ORDER) for n in (s, V1_NAME.get(s, s))}
-NAME_FIELDS = ("first_name", "last_name", "middle_name")
-NAME_MAX = 30  # this contract's documented limit (the store allows 100)
 
 PAGE_SIZE, MAX_PAGE_SIZE = 100, 1000
 
@@ -138,117 +112,6 @@ def render(request: Request, problem: Problem) -> Response:
 
 
 router = APIRouter(tags=["Customer Management API v1"], route_class=contract_route(render))
-
-# ---------------------------------------------------------------- translation
-
-
-def present(c: CustomerRecord) -> dict[str, Any]:
-    """The v1 representation of a customer."""
-    return {
-        "customerId": c.ulid,
-        "firstName": c.first_name,
-        "lastName": c.last_name,
-        "middleName": c.middle_name,
-        "email": c.email,
-        "phoneNumber": c.phone_number,
-        "nationality": c.nationality,
-        "dob": c.dob.isoformat() if c.dob else None,
-        "gender": c.gender,
-        "address": {
-            "addressLine1": c.address_line1,
-            "addressLine2": c.address_line2,
-            "city": c.address_city,
-            "state": c.address_state,
-            "postCode": c.address_post_code,
-            "country": c.address_country,
-        },
-        "lastUpdated": c.updated_at.astimezone(dt.UTC).isoformat(timespec="seconds"),
-    }
-
-
-def _replacement(body: V1CustomerIn) -> dict[str, Any]:
-    """PUT: every v1 field, absent ones cleared."""
-    address = body.address or V1AddressIn()
-    return {store: getattr(body, v1) for v1, store in FIELDS.items()} | {
-        store: getattr(address, v1) for v1, store in ADDRESS.items()
-    }
-
-
-def _merge_patch(body: V1CustomerIn) -> dict[str, Any]:
-    """PATCH (RFC 7396): only the members sent change; `null` clears; `address` is merged."""
-    changes = {FIELDS[v1]: getattr(body, v1) for v1 in body.model_fields_set if v1 in FIELDS}
-    if "address" in body.model_fields_set:
-        if body.address is None:
-            changes |= dict.fromkeys(ADDRESS.values())
-        else:
-            sent = body.address.model_fields_set
-            changes |= {
-                store: getattr(body.address, v1) for v1, store in ADDRESS.items() if v1 in sent
-            }
-    return changes
-
-
-def _check_names(changes: Mapping[str, Any], settings: Settings, *, creating: bool = False) -> None:
-    """This contract's own rule (names ≤ 30); reported together with the core's findings."""
-    errors = {
-        name: [f"Ensure this field has no more than {NAME_MAX} characters."]
-        for name in NAME_FIELDS
-        if isinstance(changes.get(name), str) and len(changes[name].strip()) > NAME_MAX
-    }
-    if not errors:
-        return
-    try:
-        clean_changes(changes, settings, creating=creating)  # only to list its errors too
-    except Invalid as exc:
-        errors = exc.errors | errors
-    raise Invalid(errors)
-
-
-def _customer_id(text: str) -> uuid.UUID:
-    customer_id = parse_ulid(text)
-    if customer_id is None:
-        raise NotFound()
-    return customer_id
-
-
-def _tags(header: str) -> list[str]:
-    return [t.strip() for t in header.split(",") if t.strip()]
-
-
-async def _expected_version(
-    if_match: str | None, customer_id: uuid.UUID, customers: CustomersDep
-) -> int | None:
-    """The version an If-Match header allows (strong comparison); 0 matches no version."""
-    if if_match is None or if_match.strip() == "*":
-        return None
-    versions: set[int] = set()
-    for tag in _tags(if_match):
-        m = re.fullmatch(r'"([0-9A-Za-z]{26})-(\d{1,9})"', tag)
-        if m and parse_ulid(m.group(1)) == customer_id:
-            versions.add(int(m.group(2)))
-    if len(versions) == 1:
-        return versions.pop()
-    if versions:  # several candidates: the current one, if listed (the UPDATE re-checks it)
-        current = (await customers.get(customer_id)).version
-        return current if current in versions else 0
-    return 0
-
-
-def _not_modified(if_none_match: str | None, record: CustomerRecord) -> bool:
-    """Weak comparison, as If-None-Match uses."""
-    if if_none_match is None:
-        return False
-    tags = [t.removeprefix("W/") for t in _tags(if_none_match)]
-    return "*" in tags or record.etag in tags
-
-
-def _resource(record: CustomerRecord, status: int = 200, envelope: bool = False) -> JSON:
-    headers = {"ETag": record.etag, "Cache-Control": "max-age=0"}
-    payload: Any = present(record)
-    if envelope:
-        payload = {"success": True, "status": status, "data": payload}
-    return JSON(payload, status_code=status, headers=headers)
-
 
 CustomerUlid = Annotated[
     str, Path(description="The customer's ULID", examples=["01HWJ8WH9X8WBK65EMGY9YKPBS"])
@@ -344,7 +207,7 @@ async def list_customers(
         "first": number == 0,
         "last": number >= pages - 1,
         "totalElements": found.total,
-        "customers": [present(c) for c in found.customers],
+        "customers": [translate.present(c) for c in found.customers],
     }
     return JSON({"success": True, "status": 200, "data": data})
 
@@ -363,10 +226,10 @@ async def create_customer(
     settings: SettingsDep,
     _: StaffCustomersWrite,
 ) -> Response:
-    changes = {k: v for k, v in _replacement(body).items() if v is not None}
-    _check_names(changes, settings, creating=True)
+    changes = {k: v for k, v in translate.replacement(body).items() if v is not None}
+    translate.check_names(changes, settings, creating=True)
     record = await customers.create(changes)
-    response = _resource(record, 201, envelope=True)
+    response = translate.resource(record, 201, envelope=True)
     response.headers["Content-Location"] = (
         f"{request.scope.get('root_path', '')}{PREFIX}/{record.ulid}"
     )
@@ -388,12 +251,12 @@ async def get_customer(
     _: StaffCustomersRead,
     if_none_match: IfNoneMatch = None,
 ) -> Response:
-    record = await customers.get(_customer_id(customer_id))
-    if _not_modified(if_none_match, record):
+    record = await customers.get(translate.customer_id(customer_id))
+    if translate.not_modified(if_none_match, record):
         return Response(
             status_code=304, headers={"ETag": record.etag, "Cache-Control": "max-age=0"}
         )
-    return _resource(record)
+    return translate.resource(record)
 
 
 async def _update(
@@ -403,15 +266,15 @@ async def _update(
     customers: CustomersDep,
     settings: Settings,
 ) -> Response:
-    uid = _customer_id(customer_id)
-    _check_names(changes, settings)
-    expected = await _expected_version(if_match, uid, customers)
+    uid = translate.customer_id(customer_id)
+    translate.check_names(changes, settings)
+    expected = await translate.expected_version(if_match, uid, customers)
     if not changes:  # an empty merge patch changes nothing, not even the ETag
         record = await customers.get(uid)
         if expected is not None and record.version != expected:
             raise PreconditionFailed()
-        return _resource(record)
-    return _resource(await customers.update(uid, changes, expected))
+        return translate.resource(record)
+    return translate.resource(await customers.update(uid, changes, expected))
 
 
 @router.put(
@@ -428,7 +291,7 @@ async def replace_customer(
     _: StaffCustomersWrite,
     if_match: IfMatch = None,
 ) -> Response:
-    return await _update(customer_id, _replacement(body), if_match, customers, settings)
+    return await _update(customer_id, translate.replacement(body), if_match, customers, settings)
 
 
 @router.patch(
@@ -455,7 +318,7 @@ async def patch_customer(
     _: StaffCustomersWrite,
     if_match: IfMatch = None,
 ) -> Response:
-    return await _update(customer_id, _merge_patch(body), if_match, customers, settings)
+    return await _update(customer_id, translate.merge_patch(body), if_match, customers, settings)
 
 
 @router.delete(
@@ -471,7 +334,7 @@ async def delete_customer(
     principal: StaffCustomersWrite,
     if_match: IfMatch = None,
 ) -> Response:
-    uid = _customer_id(customer_id)
-    expected = await _expected_version(if_match, uid, customers)
+    uid = translate.customer_id(customer_id)
+    expected = await translate.expected_version(if_match, uid, customers)
     await customers.delete(uid, actor=f"staff:{principal.sub}", expected_version=expected)
     return Response(status_code=204)
