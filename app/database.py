@@ -7,10 +7,9 @@ one round trip and no SQL compilation (see bench/README.md for the measurements)
 
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Annotated, Any
+from typing import Any
 
 import asyncpg
-from fastapi import Depends, Request
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -86,12 +85,3 @@ class Database:
         with _outage_is_unavailable():
             async with self.reader.connect() as conn:
                 yield conn
-
-
-async def get_database(request: Request) -> Database:
-    """The process's Database, built in the lifespan."""
-    db: Database = request.app.state.db
-    return db
-
-
-DatabaseDep = Annotated[Database, Depends(get_database)]

@@ -146,11 +146,6 @@ async def optional_principal(request: Request, _: Documented) -> Principal | Non
     return _authenticate(request)
 
 
-async def current_principal(request: Request, _: Documented) -> Principal:
-    """The caller's Principal; no credentials at all is a 401."""
-    return _require(request)
-
-
 def staff_with(scope: str) -> Callable[[Request, Any], Awaitable[Principal]]:
     """A dependency that admits staff tokens carrying `scope`."""
 
@@ -184,7 +179,6 @@ async def customer_only(request: Request, _: Documented) -> Principal:
     return principal
 
 
-CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]
 CustomerPrincipal = Annotated[Principal, Depends(customer_only)]
 StaffCustomersRead = Annotated[Principal, Depends(staff_with("customers:read"))]

@@ -36,11 +36,6 @@ class CustomerService:
             raise Unauthenticated("Customer no longer exists.", invalid_token=True)
         return record
 
-    async def exists(self, customer_id: uuid.UUID) -> bool:
-        """Whether the customer exists."""
-        async with self.db.read() as conn:
-            return await repo.exists(conn, customer_id)
-
     async def create(self, raw: Mapping[str, Any]) -> CustomerRecord:
         """Validate and insert a new customer."""
         values = clean_changes(raw, self.settings, creating=True)
