@@ -5,6 +5,8 @@ import uuid
 
 from ulid import ULID
 
+from app.errors import NotFound
+
 ULID_PATTERN = r"^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$"
 _ULID_RE = re.compile(ULID_PATTERN)
 
@@ -24,3 +26,11 @@ def parse_ulid(text: str) -> uuid.UUID | None:
 def render_ulid(value: uuid.UUID) -> str:
     """The 26-character string of a stored id."""
     return str(ULID.from_bytes(value.bytes))
+
+
+def customer_id_or_404(text: str) -> uuid.UUID:
+    """The uuid of a customer ULID in a path; anything else names no customer (NotFound)."""
+    customer_id = parse_ulid(text)
+    if customer_id is None:
+        raise NotFound("Customer not found.")
+    return customer_id

@@ -1,7 +1,6 @@
 """Jambo customers contract (seeds 000/001): snake_case, `{"statusCode","body"}` envelope."""
 
 import html
-import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -9,7 +8,7 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from app.contract import Problem, contract_route
-from app.customers.ids import parse_ulid
+from app.customers.ids import customer_id_or_404, parse_ulid
 from app.customers.schemas import CustomerRecord
 from app.customers.validation import country_name
 from app.deps import CustomersDep, DeletionDep
@@ -135,13 +134,6 @@ def ok(payload: Any, status: int = 200) -> JSON:
     return JSON({"statusCode": status, "body": payload}, status_code=status)
 
 
-def _customer_id(text: str) -> uuid.UUID:
-    customer_id = parse_ulid(text)
-    if customer_id is None:
-        raise NotFound("Customer not found.")
-    return customer_id
-
-
 def _changes(body: CustomerIn) -> dict[str, Any]:
     return body.model_dump(exclude_unset=False)
 
@@ -230,7 +222,7 @@ async def get_customer(
         if own.ulid != customer_ulid.upper():
             raise NotFound("Customer not found.")  # existence of others is not revealed
         return ok(present(own))
-    return ok(present(await customers.get(_customer_id(customer_ulid))))
+    return ok(present(await customers.get(customer_id_or_404(customer_ulid))))
 
 
 @router.put(
@@ -242,7 +234,7 @@ async def get_customer(
 async def update_customer(
     customer_ulid: CustomerUlid, body: CustomerIn, customers: CustomersDep, _: StaffCustomersWrite
 ) -> Response:
-    record = await customers.update(_customer_id(customer_ulid), _changes(body))
+    record = await customers.update(customer_id_or_404(customer_ulid), _changes(body))
     return ok(present(record))
 
 
@@ -255,7 +247,7 @@ async def update_customer(
 async def delete_customer(
     customer_ulid: CustomerUlid, customers: CustomersDep, principal: StaffCustomersWrite
 ) -> Response:
-    await customers.delete(_customer_id(customer_ulid), actor=f"staff:{principal.sub}")
+    await customers.delete(customer_id_or_404(customer_ulid), actor=f"staff:{principal.sub}")
     return JSON({"statusCode": 204})
 
 

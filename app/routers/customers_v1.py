@@ -12,6 +12,7 @@ from fastapi.responses import Response
 
 from app.config import Settings
 from app.contract import NON_FIELD, Problem, contract_route
+from app.customers.ids import customer_id_or_404
 from app.customers.search import CustomerFilter, CustomerSearch
 from app.deps import CustomersDep, SettingsDep
 from app.errors import Invalid, PreconditionFailed
@@ -251,7 +252,7 @@ async def get_customer(
     _: StaffCustomersRead,
     if_none_match: IfNoneMatch = None,
 ) -> Response:
-    record = await customers.get(translate.customer_id(customer_id))
+    record = await customers.get(customer_id_or_404(customer_id))
     if translate.not_modified(if_none_match, record):
         return Response(
             status_code=304, headers={"ETag": record.etag, "Cache-Control": "max-age=0"}
@@ -266,7 +267,7 @@ async def _update(
     customers: CustomersDep,
     settings: Settings,
 ) -> Response:
-    uid = translate.customer_id(customer_id)
+    uid = customer_id_or_404(customer_id)
     translate.check_names(changes, settings)
     expected = await translate.expected_version(if_match, uid, customers)
     if not changes:  # an empty merge patch changes nothing, not even the ETag
@@ -334,7 +335,7 @@ async def delete_customer(
     principal: StaffCustomersWrite,
     if_match: IfMatch = None,
 ) -> Response:
-    uid = translate.customer_id(customer_id)
+    uid = customer_id_or_404(customer_id)
     expected = await translate.expected_version(if_match, uid, customers)
     await customers.delete(uid, actor=f"staff:{principal.sub}", expected_version=expected)
     return Response(status_code=204)

@@ -11,7 +11,7 @@ from app.customers.ids import parse_ulid
 from app.customers.rules import clean_changes
 from app.customers.schemas import CustomerRecord
 from app.deps import CustomersDep
-from app.errors import Invalid, NotFound
+from app.errors import Invalid
 from app.http import JSON
 from app.routers.customers_v1_schemas import V1AddressIn, V1CustomerIn
 
@@ -98,13 +98,6 @@ def check_names(changes: Mapping[str, Any], settings: Settings, *, creating: boo
     except Invalid as exc:
         errors = exc.errors | errors
     raise Invalid(errors)
-
-
-def customer_id(text: str) -> uuid.UUID:
-    customer_id = parse_ulid(text)
-    if customer_id is None:
-        raise NotFound()
-    return customer_id
 
 
 def tags(header: str) -> list[str]:
