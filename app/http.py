@@ -1,5 +1,6 @@
 """Small HTTP helpers shared by the contracts."""
 
+import re
 from typing import Any
 
 import orjson
@@ -21,11 +22,15 @@ def wants_html(request: Request) -> bool:
     return "text/html" in request.headers.get("accept", "")
 
 
+# ASCII digits only: str.isdigit() also admits "²" and "٣", which int() refuses or reads.
+_INTEGER = re.compile(r"-?[0-9]+")
+
+
 def parse_int(value: str | None, default: int) -> int | None:
     """An integer query parameter: the default when absent, None when malformed or absurd."""
     if value is None or value == "":
         return default
     value = value.strip()
-    if not value.lstrip("-").isdigit() or len(value) > 9:
+    if not _INTEGER.fullmatch(value) or len(value) > 9:
         return None
     return int(value)

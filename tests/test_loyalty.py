@@ -482,7 +482,7 @@ async def test_bad_list_parameters_are_400(
     assert_contract_headers(response)
 
 
-@pytest.mark.parametrize("page", ["0", "-1", "abc", "3", "99999999999999", "1.5"])
+@pytest.mark.parametrize("page", ["0", "-1", "abc", "3", "99999999999999", "1.5", "²", "--1", "٣"])
 async def test_invalid_pages_are_404(client: httpx.AsyncClient, page: str) -> None:
     await _members(client)
     response = await client.get(f"{URL}?page={page}&page_size=2", headers=STAFF)

@@ -948,6 +948,8 @@ async def test_list_paging_edges(client: httpx.AsyncClient, people: list[dict[st
         ("pageNo=-1", ["'pageNo' must be a whole number, 0 or more"]),
         ("pageNo=1e3", ["'pageNo' must be a whole number, 0 or more"]),
         ("pageNo=99999999999999999999", ["'pageNo' must be a whole number, 0 or more"]),
+        ("pageNo=%C2%B2", ["'pageNo' must be a whole number, 0 or more"]),  # "²"
+        ("pageNo=--1", ["'pageNo' must be a whole number, 0 or more"]),
         (
             "sortBy=firstName,password",
             [
