@@ -17,19 +17,21 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app.contract import Problem, _read_limited, render_problem
 from app.errors import NotFound
 from app.http import JSON, parse_int, wants_html
-from app.loyalty.repository import ListQuery
-from app.loyalty.schemas import (
+from app.loyalty.openapi import (
     BODY_DOC,
     ERRORS,
     ITEM_BODY_DOC,
-    MAX_LENGTH,
-    PARSES,
     WRITE_ERRORS,
     LoyaltyMemberOut,
     LoyaltyPage,
-    MemberRecord,
     Metadata,
     UpsertResult,
+)
+from app.loyalty.repository import ListQuery
+from app.loyalty.schemas import (
+    MAX_LENGTH,
+    PARSES,
+    MemberRecord,
     metadata,
     parse_is_male,
     parse_ordering,
