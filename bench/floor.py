@@ -19,10 +19,16 @@ QUERY = """SELECT id, first_name, middle_name, last_name, email, phone_number, n
     address_country, updated_at FROM customers WHERE id = $1"""
 
 
+async def _no_reset(conn: asyncpg.Connection) -> None:
+    pass
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     dsn = os.environ["FLOOR_DSN"]
-    app.state.pool = await asyncpg.create_pool(dsn, min_size=4, max_size=10)
+    # Configured as the service's read pool (no reset query on release), so the ratio
+    # measures the contract, not a pool setting.
+    app.state.pool = await asyncpg.create_pool(dsn, min_size=4, max_size=10, reset=_no_reset)
     yield
     await app.state.pool.close()
 
