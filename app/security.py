@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 from jose import JWTError, jwt
 
 from app.config import Settings
@@ -110,17 +110,6 @@ def _verifier(request: Request) -> TokenVerifier:
     return verifier
 
 
-# Declares the bearer scheme in the OpenAPI (Swagger UI's "Authorize"); parsing is ours.
-bearer_scheme = HTTPBearer(
-    auto_error=False, bearerFormat="JWT", description="A JWT from POST /api/auth/token"
-)
-
-
-# Every dependency below reads the header itself (one level, no sub-dependency chain):
-# on the hottest routes FastAPI's per-dependency cost is a visible share of a request.
-Documented = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
-
-
 def _authenticate(request: Request) -> Principal | None:
     """The caller's Principal, None without an Authorization header; bad tokens are refused."""
     header = request.headers.get("authorization")
@@ -134,49 +123,73 @@ def _authenticate(request: Request) -> Principal | None:
     return principal
 
 
-def _require(request: Request) -> Principal:
-    principal = _authenticate(request)
+Policy = Callable[[Principal | None], Principal | None]
+
+
+class Bearer(HTTPBearer):
+    """The bearer scheme as the OpenAPI declares it (Swagger UI's "Authorize"), with our own
+    parsing and one access policy.
+
+    Being the security scheme itself, each policy is a single dependency with nothing under
+    it: on the hottest routes FastAPI's cost per dependency is a visible share of a request.
+    """
+
+    def __init__(self, policy: Policy) -> None:
+        super().__init__(
+            auto_error=False,
+            bearerFormat="JWT",
+            scheme_name="HTTPBearer",
+            description="A JWT from POST /api/auth/token",
+        )
+        self.policy = policy
+
+    async def __call__(self, request: Request) -> Principal | None:  # type: ignore[override]
+        return self.policy(_authenticate(request))
+
+
+def _anyone(principal: Principal | None) -> Principal | None:
+    return principal
+
+
+def _signed_in(principal: Principal | None) -> Principal:
     if principal is None:
         raise Unauthenticated("Authentication credentials were not provided.")
     return principal
 
 
-async def optional_principal(request: Request, _: Documented) -> Principal | None:
-    """The caller's Principal, or None for an anonymous caller."""
-    return _authenticate(request)
+def staff_with(scope: str) -> Bearer:
+    """Admit staff tokens carrying `scope`."""
 
-
-def staff_with(scope: str) -> Callable[[Request, Any], Awaitable[Principal]]:
-    """A dependency that admits staff tokens carrying `scope`."""
-
-    async def dependency(request: Request, _: Documented) -> Principal:
-        principal = _require(request)
+    def policy(principal: Principal | None) -> Principal:
+        principal = _signed_in(principal)
         if not principal.is_staff or scope not in principal.scopes:
             raise Forbidden("You do not have permission to perform this action.")
         return principal
 
-    dependency.__name__ = f"staff_with_{scope.replace(':', '_')}"
-    return dependency
+    return Bearer(policy)
 
 
-def staff_or_self(scope: str) -> Callable[[Request, Any], Awaitable[Principal]]:
+def staff_or_self(scope: str) -> Bearer:
     """Admit staff with `scope`, and customers (the route checks they act on themselves)."""
 
-    async def dependency(request: Request, _: Documented) -> Principal:
-        principal = _require(request)
+    def policy(principal: Principal | None) -> Principal:
+        principal = _signed_in(principal)
         if principal.is_staff and scope not in principal.scopes:
             raise Forbidden("You do not have permission to perform this action.")
         return principal
 
-    return dependency
+    return Bearer(policy)
 
 
-async def customer_only(request: Request, _: Documented) -> Principal:
-    """Admit customer tokens only (a staff token on a self-service route is a 403)."""
-    principal = _require(request)
+def _customer(principal: Principal | None) -> Principal:
+    principal = _signed_in(principal)
     if not principal.is_customer:
         raise Forbidden("You do not have permission to perform this action.")
     return principal
+
+
+optional_principal = Bearer(_anyone)  # the caller's Principal, or None when anonymous
+customer_only = Bearer(_customer)  # customer tokens only: staff on a self-service route is 403
 
 
 OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]
