@@ -15,90 +15,64 @@ import asyncio
 import hashlib
 import random
 import time
-from typing import Any
 
-from sqlalchemy import Select, bindparam, literal_column, select, text
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.ext.asyncio import AsyncConnection
+import asyncpg
 
-_DIALECT = postgresql.dialect()
 WAIT_LIMIT = 10.0  # seconds a request waits for another's count
 CLAIM_TIMEOUT = 30  # seconds after which a claim is considered abandoned
 
-_LOOKUP = text(
+_LOOKUP = (
     "SELECT g.generation, c.generation AS cached_generation, c.total"
-    " FROM table_generations g LEFT JOIN count_cache c ON c.key = :key"
-    " WHERE g.name = :table"
+    " FROM table_generations g LEFT JOIN count_cache c ON c.key = $1"
+    " WHERE g.name = $2"
 )
-_CLAIM = text(
-    "INSERT INTO count_cache (key, generation, total) VALUES (:key, :generation, -1)"
+_CLAIM = (
+    "INSERT INTO count_cache (key, generation, total) VALUES ($1, $2, -1)"
     " ON CONFLICT (key) DO UPDATE SET generation = excluded.generation, total = -1,"
     " computed_at = now()"
     " WHERE count_cache.generation < excluded.generation"
-    f" OR (count_cache.total = -1 AND count_cache.computed_at"
+    " OR (count_cache.total = -1 AND count_cache.computed_at"
     f" < now() - interval '{CLAIM_TIMEOUT} seconds')"
     " RETURNING 1"
 )
-_STORE = text(
-    "UPDATE count_cache SET generation = :generation, total = :total, computed_at = now()"
-    " WHERE key = :key AND generation <= :generation"
+_STORE = (
+    "UPDATE count_cache SET generation = $2, total = $3, computed_at = now()"
+    " WHERE key = $1 AND generation <= $2"
 )
-_PURGE = text("DELETE FROM count_cache WHERE computed_at < now() - interval '1 hour'")
-
-
-def cache_key(stmt: Select[Any]) -> str:
-    """A digest of the statement's SQL and parameters."""
-    compiled = stmt.compile(dialect=_DIALECT)
-    params = sorted((k, repr(v)) for k, v in compiled.params.items())
-    return hashlib.sha256(f"{compiled}|{params}".encode()).hexdigest()
+_PURGE = "DELETE FROM count_cache WHERE computed_at < now() - interval '1 hour'"
 
 
 async def cached_count(
-    conn: AsyncConnection, table: str, stmt: Select[Any], question: str | None = None
+    conn: asyncpg.Connection, table: str, question: str, count_sql: str, *args: object
 ) -> int:
-    """`stmt` (a SELECT count(*)) answered from the cache, or run and remembered.
-
-    `question` names what `stmt` counts, when the caller can say so more cheaply than by
-    compiling the statement (compiling costs more than the cache look-up it keys).
-    """
-    key = hashlib.sha256(question.encode()).hexdigest() if question else cache_key(stmt)
+    """The answer of `count_sql` (a SELECT count(*) on `table`, parameters `args`), from the
+    cache or counted and remembered. `question` names what is counted: it keys the cache."""
+    key = hashlib.sha256(question.encode()).hexdigest()
     deadline = time.monotonic() + WAIT_LIMIT
     while True:
-        current, cached_generation, total = (
-            await conn.execute(_LOOKUP, {"table": table, "key": key})
-        ).one()
+        current, cached_generation, total = await conn.fetchrow(_LOOKUP, key, table)
         if cached_generation == current and total is not None and total >= 0:
             return int(total)
         # No answer for this generation: claim the key (refused while a live claim stands).
-        claimed = await conn.execute(_CLAIM, {"key": key, "generation": current})
-        if claimed.first() is not None:
-            return await _count_and_store(conn, table, key, stmt)
-        if time.monotonic() > deadline:
-            return await _count(conn, table, stmt)  # the counter is slow or gone: count too
+        if await conn.fetchval(_CLAIM, key, current) is not None:
+            generation, total = await _count(conn, table, count_sql, args)
+            await conn.execute(_STORE, key, generation, total)
+            if random.random() < 0.01:  # keep the cache small: forget keys nobody asked for
+                await conn.execute(_PURGE)
+            return total
+        if time.monotonic() > deadline:  # the counter is slow or gone: count too
+            return (await _count(conn, table, count_sql, args))[1]
         await asyncio.sleep(0.05)
 
 
-async def _count(conn: AsyncConnection, table: str, stmt: Select[Any]) -> int:
-    return int((await _count_with_generation(conn, table, stmt))[1])
-
-
-async def _count_with_generation(
-    conn: AsyncConnection, table: str, stmt: Select[Any]
+async def _count(
+    conn: asyncpg.Connection, table: str, count_sql: str, args: tuple[object, ...]
 ) -> tuple[int, int]:
-    generation = (
-        select(literal_column("generation"))
-        .select_from(text("table_generations"))
-        .where(literal_column("name") == bindparam("gen_table", table))
-        .scalar_subquery()
+    """The count and the generation it belongs to, in one statement (one snapshot)."""
+    row = await conn.fetchrow(
+        f"SELECT (SELECT generation FROM table_generations WHERE name = ${len(args) + 1}),"
+        f" ({count_sql})",
+        *args,
+        table,
     )
-    # One statement, one snapshot: the count and the generation it belongs to.
-    row = (await conn.execute(select(generation, stmt.scalar_subquery()))).one()
     return int(row[0]), int(row[1])
-
-
-async def _count_and_store(conn: AsyncConnection, table: str, key: str, stmt: Select[Any]) -> int:
-    generation, total = await _count_with_generation(conn, table, stmt)
-    await conn.execute(_STORE, {"key": key, "generation": generation, "total": total})
-    if random.random() < 0.01:  # keep the cache small: forget keys nobody asked for lately
-        await conn.execute(_PURGE)
-    return total

@@ -21,7 +21,8 @@ COLUMNS = [T.c[name] for name in CustomerRecord.__slots__]
 
 # The by-id read is the hottest query: plain SQL for the raw read pool, columns in the
 # order of CustomerRecord's fields.
-SELECT_BY_ID = f"SELECT {', '.join(CustomerRecord.__slots__)} FROM customers WHERE id = $1"
+SELECT_ALL = f"SELECT {', '.join(CustomerRecord.__slots__)} FROM customers"
+SELECT_BY_ID = f"{SELECT_ALL} WHERE id = $1"
 
 
 async def fetch_by_id(db: Database, customer_id: uuid.UUID) -> CustomerRecord | None:
@@ -100,12 +101,16 @@ async def delete_one(
     return result.first() is not None
 
 
+_PAGE_BY_ID = f"{SELECT_ALL} ORDER BY id OFFSET $1 LIMIT $2"
+
+
 async def page_in_creation_order(
-    conn: AsyncConnection, offset: int, limit: int
+    db: Database, offset: int, limit: int
 ) -> tuple[int, Sequence[CustomerRecord]]:
     """Total count and one page ordered by id (ULIDs sort by creation time)."""
-    total = await cached_count(
-        conn, "customers", select(func.count()).select_from(T), "all customers"
-    )
-    rows = (await conn.execute(select(*COLUMNS).order_by(T.c.id).offset(offset).limit(limit))).all()
-    return total, [CustomerRecord.from_row(r) for r in rows]
+    async with db.connect() as conn:
+        total = await cached_count(
+            conn, "customers", "all customers", "SELECT count(*) FROM customers"
+        )
+        rows = await conn.fetch(_PAGE_BY_ID, offset, limit)
+    return total, [CustomerRecord(*r) for r in rows]

@@ -1,4 +1,5 @@
-"""The filtered, sorted, paged customer list: every query of it, as Core statements.
+"""The filtered, sorted, paged customer list: every query of it, as Core statements
+compiled once per shape and run on the raw read pool.
 
 Filters and sort keys are named by store field; contracts map their own names onto these.
 Text sort keys compare lower-cased (the functional indexes hold `lower(column), id`), and
@@ -8,14 +9,19 @@ every ordering ends with the id so that pages never overlap or skip a row.
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, literal, or_, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+import asyncpg
+from sqlalchemy import ColumnElement, Integer, Select, String, bindparam, func, or_, select
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 
 from app.counting import cached_count
 from app.customers.repository import COLUMNS, T
 from app.customers.schemas import CustomerRecord
 from app.database import Database
+
+_DIALECT = asyncpg_dialect()  # renders asyncpg's $n placeholders
 
 # Sort key → the expression ordered on (the ones without an index of their own get one in
 # migration 0002). NULLs sort as PostgreSQL does: after every value ascending, first descending.
@@ -66,29 +72,42 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _contains_any(column: ColumnElement[str], needles: Sequence[str]) -> ColumnElement[bool]:
-    # Plain ILIKE on the column (not lower(column) LIKE …) so pg_trgm GIN indexes serve it.
-    return or_(*(column.ilike(f"%{_escape_like(n)}%", escape="\\") for n in needles))
+_SUBSTRING_FIELDS = ("address_line1", "address_line2", "address_city")
 
 
-def conditions(f: CustomerFilter) -> list[ColumnElement[bool]]:
-    """The WHERE terms of a filter."""
-    terms: list[ColumnElement[bool]] = []
+def parameters(f: CustomerFilter) -> dict[str, object]:
+    """The filter's values by parameter name; the sorted names alone fix the SQL's shape."""
+    values: dict[str, object] = {}
     if f.first_name is not None:
-        terms.append(func.lower(T.c.first_name) == func.lower(literal(f.first_name)))
+        values["first_name"] = f.first_name
     if f.last_name is not None:
-        terms.append(func.lower(T.c.last_name) == func.lower(literal(f.last_name)))
-    for column, needles in (
-        (T.c.address_line1, f.address_line1),
-        (T.c.address_line2, f.address_line2),
-        (T.c.address_city, f.address_city),
-    ):
-        if needles:
-            terms.append(_contains_any(column, needles))
-    if f.address_post_code:
-        terms.append(T.c.address_post_code.in_(f.address_post_code))
+        values["last_name"] = f.last_name
+    for field in _SUBSTRING_FIELDS:
+        for i, needle in enumerate(getattr(f, field)):
+            values[f"{field}__{i}"] = f"%{_escape_like(needle)}%"
+    for i, code in enumerate(f.address_post_code):
+        values[f"address_post_code__{i}"] = code
     if f.updated_since is not None:
-        terms.append(T.c.updated_at >= f.updated_since)
+        values["updated_since"] = f.updated_since
+    return values
+
+
+def conditions(names: Sequence[str]) -> list[ColumnElement[bool]]:
+    """The WHERE terms for the parameters `names` (as `parameters` names them)."""
+    terms: list[ColumnElement[bool]] = []
+    for field in ("first_name", "last_name"):
+        if field in names:  # case-insensitive, exact
+            terms.append(func.lower(T.c[field]) == func.lower(bindparam(field, type_=String)))
+    for field in _SUBSTRING_FIELDS:  # case-insensitive substrings, any of them
+        needles = [n for n in names if n.startswith(field + "__")]
+        if needles:
+            # Plain ILIKE on the column (not lower(column) LIKE …) so pg_trgm indexes serve it.
+            terms.append(or_(*(T.c[field].ilike(bindparam(n), escape="\\") for n in needles)))
+    codes = [n for n in names if n.startswith("address_post_code__")]
+    if codes:  # exact, any of them
+        terms.append(T.c.address_post_code.in_([bindparam(n) for n in codes]))
+    if "updated_since" in names:
+        terms.append(T.c.updated_at >= bindparam("updated_since"))
     return terms
 
 
@@ -106,35 +125,62 @@ def ordering(sort: Sequence[SortKey]) -> list[ColumnElement[object]]:
     return terms
 
 
-def page_statement(
-    f: CustomerFilter, sort: Sequence[SortKey], offset: int, limit: int
-) -> Select[tuple[object, ...]]:
-    """SELECT one page of matching customers."""
-    return (
-        select(*COLUMNS).where(*conditions(f)).order_by(*ordering(sort)).offset(offset).limit(limit)
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """SQL with asyncpg's $n placeholders and the parameter name behind each of them."""
+
+    sql: str
+    names: tuple[str, ...]
+
+    def args(self, values: dict[str, object]) -> list[object]:
+        return [values[name] for name in self.names]
+
+
+def _compile(stmt: Select[Any]) -> Statement:
+    compiled = stmt.compile(dialect=_DIALECT)
+    return Statement(str(compiled), tuple(compiled.positiontup or ()))
+
+
+# Statements are built and compiled once per shape (which filters, how many values, which
+# order), not per request: building and compiling cost more than running them.
+@lru_cache(maxsize=512)
+def page_statement(names: tuple[str, ...], sort: tuple[SortKey, ...]) -> Statement:
+    """SELECT one page of matching customers (parameters `names`, `offset` and `limit`)."""
+    stmt = (
+        select(*COLUMNS)
+        .where(*conditions(names))
+        .order_by(*ordering(sort))
+        .offset(bindparam("offset", type_=Integer))
+        .limit(bindparam("limit", type_=Integer))
     )
+    return _compile(stmt)
 
 
-def count_statement(f: CustomerFilter) -> Select[int]:
-    """SELECT how many customers match."""
-    return select(func.count()).select_from(T).where(*conditions(f))
+@lru_cache(maxsize=512)
+def count_statement(names: tuple[str, ...]) -> Statement:
+    """SELECT how many customers match (parameters `names`)."""
+    return _compile(select(func.count()).select_from(T).where(*conditions(names)))
 
 
-async def count(conn: AsyncConnection, f: CustomerFilter) -> int:
+async def count(conn: asyncpg.Connection, f: CustomerFilter) -> int:
     """How many customers match the filter (cached until the table changes)."""
-    return await cached_count(conn, "customers", count_statement(f), f"v1 search {f!r}")
+    values = parameters(f)
+    stmt = count_statement(tuple(sorted(values)))
+    return await cached_count(conn, "customers", f"v1 search {f!r}", stmt.sql, *stmt.args(values))
 
 
 async def fetch_page(
-    conn: AsyncConnection, f: CustomerFilter, sort: Sequence[SortKey], offset: int, limit: int
+    conn: asyncpg.Connection, f: CustomerFilter, sort: Sequence[SortKey], offset: int, limit: int
 ) -> list[CustomerRecord]:
     """One page of matching customers in the requested order."""
-    rows = (await conn.execute(page_statement(f, sort, offset, limit))).all()
-    return [CustomerRecord.from_row(r) for r in rows]
+    values = parameters(f)
+    stmt = page_statement(tuple(sorted(values)), tuple(sort))
+    rows = await conn.fetch(stmt.sql, *stmt.args(values | {"offset": offset, "limit": limit}))
+    return [CustomerRecord(*r) for r in rows]
 
 
 async def find(
-    conn: AsyncConnection, f: CustomerFilter, sort: Sequence[SortKey], offset: int, limit: int
+    conn: asyncpg.Connection, f: CustomerFilter, sort: Sequence[SortKey], offset: int, limit: int
 ) -> Page:
     """A page and the total, counting only when the page itself cannot tell the total."""
     if offset == 0:
@@ -149,7 +195,7 @@ async def find(
 
 
 class CustomerSearch:
-    """Runs list queries on an autocommit read connection."""
+    """Runs list queries on a raw autocommit read connection."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -158,5 +204,5 @@ class CustomerSearch:
         self, f: CustomerFilter, sort: Sequence[SortKey], offset: int, limit: int
     ) -> Page:
         """A page of matching customers, sorted, with the total count."""
-        async with self.db.read() as conn:
+        async with self.db.connect() as conn:
             return await find(conn, f, sort, offset, limit)

@@ -71,5 +71,4 @@ class CustomerService:
 
     async def page(self, offset: int, limit: int) -> tuple[int, Sequence[CustomerRecord]]:
         """Customers in creation order, with the total count."""
-        async with self.db.read() as conn:
-            return await repo.page_in_creation_order(conn, offset, limit)
+        return await repo.page_in_creation_order(self.db, offset, limit)
