@@ -1,10 +1,12 @@
 """The database handle services use.
 
-Writes and composed queries go through SQLAlchemy Core (`transaction()`, `read()`); the
-hottest single-row reads go through a small raw asyncpg pool (`fetchrow()`), which costs
-one round trip and no SQL compilation (see bench/README.md for the measurements).
+Writes go through SQLAlchemy Core (`transaction()`, `read()`); the hot reads (by id, list
+pages and their counts) go through a small raw asyncpg pool (`fetchrow()`, `connect()`) in
+plain or precompiled SQL: one round trip each and no per-request SQL compilation or result
+wrapping (see bench/README.md for the measurements).
 """
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
@@ -51,6 +53,10 @@ class Database:
         self.reader = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
+        # asyncpg's pool lets a newcomer take a just-released connection ahead of those
+        # already waiting (who then queue again at the back): under load a few requests
+        # wait many turns. A semaphore admits waiters strictly in arrival order.
+        self._turns = asyncio.Semaphore(pool_size)
 
     async def open(self) -> None:
         """Create the raw read pool (connections are opened on demand)."""
@@ -74,11 +80,18 @@ class Database:
 
     async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
         """One row from a single raw statement on the read pool."""
+        async with self.connect() as conn:
+            return await conn.fetchrow(sql, *args)
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[asyncpg.Connection]:
+        """A raw autocommit connection of the read pool, for reads in plain SQL."""
         if self._pool is None:
             await self.open()
         assert self._pool is not None
         with _outage_is_unavailable():
-            return await self._pool.fetchrow(sql, *args)
+            async with self._turns, self._pool.acquire() as conn:
+                yield conn
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
