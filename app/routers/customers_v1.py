@@ -18,7 +18,15 @@ from app.deps import CustomersDep, SettingsDep
 from app.errors import Invalid, PreconditionFailed
 from app.http import JSON, parse_int
 from app.routers import customers_v1_translate as translate
-from app.routers.customers_v1_query import filter_list, filter_text, query, sort, timestamp
+from app.routers.customers_v1_query import (
+    LIST_PARAMETERS,
+    MAX_PAGE_SIZE,
+    PAGE_SIZE,
+    filter_list,
+    filter_text,
+    sort,
+    timestamp,
+)
 from app.routers.customers_v1_schemas import (
     V1Customer,
     V1CustomerEnvelope,
@@ -37,8 +45,6 @@ V1_NAME = {store: v1 for v1, store in FIELDS.items()} | {
 # Messages are listed in the order of the representation, whoever found them.
 _STORE_ORDER = [*FIELDS.values(), "address", *ADDRESS.values()]
 _ORDER = {n: i for i, s in enumerate(_STORE_ORDER) for n in (s, V1_NAME.get(s, s))}
-
-PAGE_SIZE, MAX_PAGE_SIZE = 100, 1000
 
 # ---------------------------------------------------------------- errors
 
@@ -141,46 +147,18 @@ SearchDep = Annotated[CustomerSearch, Depends(_search)]
     response_model=V1PageEnvelope,
     responses=envelope_errors(400),
     summary="List customers: filter, sort and page",
+    openapi_extra={"parameters": LIST_PARAMETERS},
 )
-async def list_customers(
-    search: SearchDep,
-    _: StaffCustomersRead,
-    first_name: Annotated[
-        str | None, query("firstName", "Case-insensitive exact match", "John")
-    ] = None,
-    last_name: Annotated[
-        str | None, query("lastName", "Case-insensitive exact match", "Smith")
-    ] = None,
-    line1: Annotated[
-        str | None,
-        query("address.streetLine1", "Substring, any case; comma list = any", "George Street"),
-    ] = None,
-    line2: Annotated[
-        str | None,
-        query("address.streetLine2", "Substring, any case; comma list = any", "Mountain Street"),
-    ] = None,
-    city: Annotated[
-        str | None,
-        query("address.city", "Substring, any case; comma list = any", "Sydney,Potts Point"),
-    ] = None,
-    post_code: Annotated[
-        str | None, query("address.postCode", "Exact; comma list = any", "2000,2145")
-    ] = None,
-    last_updated: Annotated[
-        str | None,
-        query(
-            "lastUpdated", "Updated at or after (ISO 8601 with offset)", "2017-12-03T10:15:30+11:00"
-        ),
-    ] = None,
-    page_no: Annotated[str | None, query("pageNo", "0-based page number", "0")] = None,
-    page_size: Annotated[
-        str | None, query("pageSize", f"1–{MAX_PAGE_SIZE}, default {PAGE_SIZE}", "100")
-    ] = None,
-    sort_by: Annotated[
-        str | None,
-        query("sortBy", "Fields, each optionally `:asc`/`:desc`", "firstName,lastName:desc"),
-    ] = None,
-) -> Response:
+async def list_customers(request: Request, search: SearchDep, _: StaffCustomersRead) -> Response:
+    # Every parameter is an optional string that the parsers below check themselves, so
+    # they are read straight from the query string (documented by LIST_PARAMETERS):
+    # FastAPI's per-parameter handling of ten of them was a tenth of the request.
+    q = request.query_params
+    first_name, last_name = q.get("firstName"), q.get("lastName")
+    line1, line2 = q.get("address.streetLine1"), q.get("address.streetLine2")
+    city, post_code = q.get("address.city"), q.get("address.postCode")
+    last_updated, sort_by = q.get("lastUpdated"), q.get("sortBy")
+    page_no, page_size = q.get("pageNo"), q.get("pageSize")
     errors: dict[str, list[str]] = {}
     number, size = parse_int(page_no, 0), parse_int(page_size, PAGE_SIZE)
     if number is None or number < 0:

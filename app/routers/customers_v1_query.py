@@ -4,8 +4,6 @@ import datetime as dt
 import re
 from typing import Any
 
-from fastapi import Query
-
 from app.customers.search import SortKey
 from app.customers.validation import FieldError, clean_text
 
@@ -22,6 +20,7 @@ SORTABLE = {
     "address.postCode": "address_post_code",
 }
 FILTER_MAX, FILTER_MAX_VALUES = 200, 50
+PAGE_SIZE, MAX_PAGE_SIZE = 100, 1000
 
 
 def filter_text(errors: dict[str, list[str]], name: str, value: str | None) -> str | None:
@@ -84,5 +83,30 @@ def sort(errors: dict[str, list[str]], value: str | None) -> list[SortKey]:
     return list(keys.values())
 
 
-def query(name: str, description: str, example: str) -> Any:
-    return Query(alias=name, description=description, examples=[example])
+def _parameter(name: str, description: str, example: str) -> dict[str, Any]:
+    """An optional string query parameter, as the OpenAPI describes one."""
+    schema = {"anyOf": [{"type": "string"}, {"type": "null"}], "examples": [example]}
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": {**schema, "title": name, "description": description},
+    }
+
+
+# The list's query parameters, documented (the route reads them from the query string).
+LIST_PARAMETERS = [
+    _parameter("firstName", "Case-insensitive exact match", "John"),
+    _parameter("lastName", "Case-insensitive exact match", "Smith"),
+    _parameter("address.streetLine1", "Substring, any case; comma list = any", "George Street"),
+    _parameter("address.streetLine2", "Substring, any case; comma list = any", "Mountain Street"),
+    _parameter("address.city", "Substring, any case; comma list = any", "Sydney,Potts Point"),
+    _parameter("address.postCode", "Exact; comma list = any", "2000,2145"),
+    _parameter(
+        "lastUpdated", "Updated at or after (ISO 8601 with offset)", "2017-12-03T10:15:30+11:00"
+    ),
+    _parameter("pageNo", "0-based page number", "0"),
+    _parameter("pageSize", f"1–{MAX_PAGE_SIZE}, default {PAGE_SIZE}", "100"),
+    _parameter("sortBy", "Fields, each optionally `:asc`/`:desc`", "firstName,lastName:desc"),
+]
