@@ -14,11 +14,12 @@ from app.config import Settings
 from app.contract import NON_FIELD, Problem, contract_route
 from app.customers.ids import customer_id_or_404
 from app.customers.search import CustomerFilter, CustomerSearch
-from app.deps import CustomersDep, SettingsDep
+from app.deps import CustomersDep, SettingsDep, customers_of
 from app.errors import Invalid, PreconditionFailed
 from app.http import JSON, parse_int
 from app.routers import customers_v1_translate as translate
 from app.routers.customers_v1_query import (
+    IF_NONE_MATCH,
     LIST_PARAMETERS,
     MAX_PAGE_SIZE,
     PAGE_SIZE,
@@ -127,9 +128,6 @@ IfMatch = Annotated[
     str | None,
     Header(description="ETag from a GET; the write happens only if it is still current"),
 ]
-IfNoneMatch = Annotated[
-    str | None, Header(description="ETag from an earlier GET: 304 while it is current")
-]
 
 
 async def _search(request: Request) -> CustomerSearch:
@@ -223,15 +221,15 @@ async def create_customer(
         304: {"description": "Not modified: empty body, `Cache-Control: max-age=0`"},
     },
     summary="Get one customer (with an ETag)",
+    openapi_extra={"parameters": [IF_NONE_MATCH]},
 )
 async def get_customer(
-    customer_id: CustomerUlid,
-    customers: CustomersDep,
-    _: StaffCustomersRead,
-    if_none_match: IfNoneMatch = None,
+    request: Request, customer_id: CustomerUlid, _: StaffCustomersRead
 ) -> Response:
-    record = await customers.get(customer_id_or_404(customer_id))
-    if translate.not_modified(if_none_match, record):
+    # The hottest route: the service and If-None-Match are read from the request rather
+    # than through two more FastAPI dependencies (~14 µs each).
+    record = await customers_of(request).get(customer_id_or_404(customer_id))
+    if translate.not_modified(request.headers.get("if-none-match"), record):
         return Response(
             status_code=304, headers={"ETag": record.etag, "Cache-Control": "max-age=0"}
         )

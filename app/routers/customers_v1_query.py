@@ -110,3 +110,16 @@ LIST_PARAMETERS = [
     _parameter("pageSize", f"1–{MAX_PAGE_SIZE}, default {PAGE_SIZE}", "100"),
     _parameter("sortBy", "Fields, each optionally `:asc`/`:desc`", "firstName,lastName:desc"),
 ]
+
+
+IF_NONE_MATCH = {
+    "name": "if-none-match",
+    "in": "header",
+    "required": False,
+    "description": "ETag from an earlier GET: 304 while it is current",
+    "schema": {
+        "anyOf": [{"type": "string"}, {"type": "null"}],
+        "title": "If-None-Match",
+        "description": "ETag from an earlier GET: 304 while it is current",
+    },
+}
