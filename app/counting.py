@@ -17,6 +17,8 @@ import random
 import time
 
 import asyncpg
+from sqlalchemy import Label, bindparam, column, select
+from sqlalchemy import table as table_clause
 
 WAIT_LIMIT = 10.0  # seconds a request waits for another's count
 CLAIM_TIMEOUT = 30  # seconds after which a claim is considered abandoned
@@ -42,17 +44,46 @@ _STORE = (
 _PURGE = "DELETE FROM count_cache WHERE computed_at < now() - interval '1 hour'"
 
 
+def cache_key(question: str) -> str:
+    """The cache's key for a question (a description of what is counted)."""
+    return hashlib.sha256(question.encode()).hexdigest()
+
+
+def lookup_columns(table: str) -> list[Label[object]]:
+    """Columns that bring the cache's answer along with another query on `table` (the key
+    bound as `count_key`): the table's generation, the cached generation and the total."""
+    generations = table_clause("table_generations", column("name"), column("generation"))
+    cache = table_clause("count_cache", column("key"), column("generation"), column("total"))
+    cached = cache.c.key == bindparam("count_key")
+    return [
+        select(generations.c.generation)
+        .where(generations.c.name == table)
+        .scalar_subquery()
+        .label("count_generation"),
+        select(cache.c.generation).where(cached).scalar_subquery().label("cached_generation"),
+        select(cache.c.total).where(cached).scalar_subquery().label("cached_total"),
+    ]
+
+
+def current_total(current: int, cached_generation: int | None, total: int | None) -> int | None:
+    """The cached total when it is still current, else None."""
+    if cached_generation == current and total is not None and total >= 0:
+        return int(total)
+    return None
+
+
 async def cached_count(
     conn: asyncpg.Connection, table: str, question: str, count_sql: str, *args: object
 ) -> int:
     """The answer of `count_sql` (a SELECT count(*) on `table`, parameters `args`), from the
     cache or counted and remembered. `question` names what is counted: it keys the cache."""
-    key = hashlib.sha256(question.encode()).hexdigest()
+    key = cache_key(question)
     deadline = time.monotonic() + WAIT_LIMIT
     while True:
         current, cached_generation, total = await conn.fetchrow(_LOOKUP, key, table)
-        if cached_generation == current and total is not None and total >= 0:
-            return int(total)
+        answer = current_total(current, cached_generation, total)
+        if answer is not None:
+            return answer
         # No answer for this generation: claim the key (refused while a live claim stands).
         if await conn.fetchval(_CLAIM, key, current) is not None:
             generation, total = await _count(conn, table, count_sql, args)

@@ -16,12 +16,13 @@ import asyncpg
 from sqlalchemy import ColumnElement, Integer, Select, String, bindparam, func, or_, select
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 
-from app.counting import cached_count
+from app.counting import cache_key, cached_count, current_total, lookup_columns
 from app.customers.repository import COLUMNS, T
 from app.customers.schemas import CustomerRecord
 from app.database import Database
 
 _DIALECT = asyncpg_dialect()  # renders asyncpg's $n placeholders
+_RECORD_WIDTH = len(COLUMNS)
 
 # Sort key → the expression ordered on (the ones without an index of their own get one in
 # migration 0002). NULLs sort as PostgreSQL does: after every value ascending, first descending.
@@ -127,18 +128,22 @@ def ordering(sort: Sequence[SortKey]) -> list[ColumnElement[object]]:
 
 @dataclass(frozen=True, slots=True)
 class Statement:
-    """SQL with asyncpg's $n placeholders and the parameter name behind each of them."""
+    """SQL with asyncpg's $n placeholders, the parameter name behind each of them, and the
+    values fixed when the statement was built."""
 
     sql: str
     names: tuple[str, ...]
+    fixed: dict[str, object]
 
     def args(self, values: dict[str, object]) -> list[object]:
+        values = self.fixed | values
         return [values[name] for name in self.names]
 
 
 def _compile(stmt: Select[Any]) -> Statement:
     compiled = stmt.compile(dialect=_DIALECT)
-    return Statement(str(compiled), tuple(compiled.positiontup or ()))
+    fixed = {k: v for k, v in compiled.params.items() if v is not None}
+    return Statement(str(compiled), tuple(compiled.positiontup or ()), fixed)
 
 
 # Statements are built and compiled once per shape (which filters, how many values, which
@@ -162,11 +167,28 @@ def count_statement(names: tuple[str, ...]) -> Statement:
     return _compile(select(func.count()).select_from(T).where(*conditions(names)))
 
 
+def _question(f: CustomerFilter) -> str:
+    return f"v1 search {f!r}"
+
+
+@lru_cache(maxsize=512)
+def first_page_statement(names: tuple[str, ...], sort: tuple[SortKey, ...]) -> Statement:
+    """The first page, with the count cache's answer for the filter alongside each row
+    (`limit` and `count_key` besides `names`): usually the whole list in one round trip."""
+    stmt = (
+        select(*COLUMNS, *lookup_columns("customers"))
+        .where(*conditions(names))
+        .order_by(*ordering(sort))
+        .limit(bindparam("limit", type_=Integer))
+    )
+    return _compile(stmt)
+
+
 async def count(conn: asyncpg.Connection, f: CustomerFilter) -> int:
     """How many customers match the filter (cached until the table changes)."""
     values = parameters(f)
     stmt = count_statement(tuple(sorted(values)))
-    return await cached_count(conn, "customers", f"v1 search {f!r}", stmt.sql, *stmt.args(values))
+    return await cached_count(conn, "customers", _question(f), stmt.sql, *stmt.args(values))
 
 
 async def fetch_page(
@@ -182,12 +204,17 @@ async def fetch_page(
 async def find(
     conn: asyncpg.Connection, f: CustomerFilter, sort: Sequence[SortKey], offset: int, limit: int
 ) -> Page:
-    """A page and the total, counting only when the page itself cannot tell the total."""
+    """A page and the total, counting only when neither the page nor the cache can tell."""
     if offset == 0:
-        rows = await fetch_page(conn, f, sort, 0, limit)
-        # A short first page is the whole result: no count query needed.
-        total = len(rows) if len(rows) < limit else await count(conn, f)
-        return Page(total, rows)
+        values = parameters(f)
+        stmt = first_page_statement(tuple(sorted(values)), tuple(sort))
+        key = cache_key(_question(f))
+        rows = await conn.fetch(stmt.sql, *stmt.args(values | {"limit": limit, "count_key": key}))
+        records = [CustomerRecord(*r[:_RECORD_WIDTH]) for r in rows]
+        if len(rows) < limit:  # a short first page is the whole result
+            return Page(len(rows), records)
+        total = current_total(*rows[0][_RECORD_WIDTH:])
+        return Page(await count(conn, f) if total is None else total, records)
     total = await count(conn, f)
     # Past the end: skip the page query (an OFFSET beyond the rows would still scan them).
     rows = await fetch_page(conn, f, sort, offset, limit) if offset < total else []
