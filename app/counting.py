@@ -1,8 +1,10 @@
 """Exact counts for list pages, cached in the database until the table next changes.
 
 Counting every match of a broad filter on a large table costs more than the page itself.
-A statement-level trigger bumps `table_generations` on every write to the table; a count is
-reused while the generation it was computed at is still current, so it is never stale. The
+A statement-level trigger bumps the table's generation on every write; a count is reused
+while the generation it was computed at is still current, so it is never stale. A
+generation is an array of per-backend shards (migration 0005), so that concurrent writers
+do not queue on one row; `table_generation(name)` reads it in the caller's snapshot. The
 cache lives in PostgreSQL, so every worker and replica shares it.
 
 When many requests miss at once, one of them claims the key (a row with total -1) and
@@ -17,16 +19,15 @@ import random
 import time
 
 import asyncpg
-from sqlalchemy import Label, bindparam, column, select
+from sqlalchemy import Label, bindparam, column, func, select
 from sqlalchemy import table as table_clause
 
 WAIT_LIMIT = 10.0  # seconds a request waits for another's count
 CLAIM_TIMEOUT = 30  # seconds after which a claim is considered abandoned
 
 _LOOKUP = (
-    "SELECT g.generation, c.generation AS cached_generation, c.total"
-    " FROM table_generations g LEFT JOIN count_cache c ON c.key = $1"
-    " WHERE g.name = $2"
+    "SELECT table_generation($2), c.generation, c.total"
+    " FROM (SELECT) AS one LEFT JOIN count_cache c ON c.key = $1"
 )
 _CLAIM = (
     "INSERT INTO count_cache (key, generation, total) VALUES ($1, $2, -1)"
@@ -52,12 +53,11 @@ def cache_key(question: str) -> str:
 def lookup_columns(table: str) -> list[Label[object]]:
     """Columns that bring the cache's answer along with another query on `table` (the key
     bound as `count_key`): the table's generation, the cached generation and the total."""
-    generations = table_clause("table_generations", column("name"), column("generation"))
     cache = table_clause("count_cache", column("key"), column("generation"), column("total"))
     cached = cache.c.key == bindparam("count_key")
     return [
-        select(generations.c.generation)
-        .where(generations.c.name == table)
+        # A scalar subquery, so that it is evaluated once per query, not once per row.
+        select(func.table_generation(bindparam("count_table", table)))
         .scalar_subquery()
         .label("count_generation"),
         select(cache.c.generation).where(cached).scalar_subquery().label("cached_generation"),
@@ -65,7 +65,9 @@ def lookup_columns(table: str) -> list[Label[object]]:
     ]
 
 
-def current_total(current: int, cached_generation: int | None, total: int | None) -> int | None:
+def current_total(
+    current: list[int], cached_generation: list[int] | None, total: int | None
+) -> int | None:
     """The cached total when it is still current, else None."""
     if cached_generation == current and total is not None and total >= 0:
         return int(total)
@@ -98,12 +100,9 @@ async def cached_count(
 
 async def _count(
     conn: asyncpg.Connection, table: str, count_sql: str, args: tuple[object, ...]
-) -> tuple[int, int]:
+) -> tuple[list[int], int]:
     """The count and the generation it belongs to, in one statement (one snapshot)."""
     row = await conn.fetchrow(
-        f"SELECT (SELECT generation FROM table_generations WHERE name = ${len(args) + 1}),"
-        f" ({count_sql})",
-        *args,
-        table,
+        f"SELECT table_generation(${len(args) + 1}), ({count_sql})", *args, table
     )
-    return int(row[0]), int(row[1])
+    return list(row[0]), int(row[1])
