@@ -50,19 +50,19 @@ def cache_key(question: str) -> str:
     return hashlib.sha256(question.encode()).hexdigest()
 
 
-def lookup_columns(table: str) -> list[Label[object]]:
-    """Columns that bring the cache's answer along with another query on `table` (the key
-    bound as `count_key`): the table's generation, the cached generation and the total."""
+def cached_total_column(table: str) -> Label[int | None]:
+    """A column that brings the cache's answer along with another query on `table`: the
+    total cached for the key bound as `count_key` if it is current, else NULL."""
     cache = table_clause("count_cache", column("key"), column("generation"), column("total"))
-    cached = cache.c.key == bindparam("count_key")
-    return [
-        # A scalar subquery, so that it is evaluated once per query, not once per row.
-        select(func.table_generation(bindparam("count_table", table)))
+    current = func.table_generation(bindparam("count_table", table))
+    # A scalar subquery: evaluated once per query, not once per row.
+    return (
+        select(cache.c.total)
+        .where(cache.c.key == bindparam("count_key"), cache.c.generation == current)
+        .where(cache.c.total >= 0)
         .scalar_subquery()
-        .label("count_generation"),
-        select(cache.c.generation).where(cached).scalar_subquery().label("cached_generation"),
-        select(cache.c.total).where(cached).scalar_subquery().label("cached_total"),
-    ]
+        .label("cached_total")
+    )
 
 
 def current_total(

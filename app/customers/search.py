@@ -16,7 +16,7 @@ import asyncpg
 from sqlalchemy import ColumnElement, Integer, Select, String, bindparam, func, or_, select
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 
-from app.counting import cache_key, cached_count, current_total, lookup_columns
+from app.counting import cache_key, cached_count, cached_total_column
 from app.customers.repository import COLUMNS, T
 from app.customers.schemas import CustomerRecord
 from app.database import Database
@@ -176,7 +176,7 @@ def first_page_statement(names: tuple[str, ...], sort: tuple[SortKey, ...]) -> S
     """The first page, with the count cache's answer for the filter alongside each row
     (`limit` and `count_key` besides `names`): usually the whole list in one round trip."""
     stmt = (
-        select(*COLUMNS, *lookup_columns("customers"))
+        select(*COLUMNS, cached_total_column("customers"))
         .where(*conditions(names))
         .order_by(*ordering(sort))
         .limit(bindparam("limit", type_=Integer))
@@ -213,7 +213,7 @@ async def find(
         records = [CustomerRecord(*r[:_RECORD_WIDTH]) for r in rows]
         if len(rows) < limit:  # a short first page is the whole result
             return Page(len(rows), records)
-        total = current_total(*rows[0][_RECORD_WIDTH:])
+        total = rows[0][_RECORD_WIDTH]
         return Page(await count(conn, f) if total is None else total, records)
     total = await count(conn, f)
     # Past the end: skip the page query (an OFFSET beyond the rows would still scan them).
