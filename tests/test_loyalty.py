@@ -5,6 +5,7 @@ import csv
 import io
 import json
 import random
+import re
 from typing import Any
 
 import httpx
@@ -12,6 +13,15 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import app as jambo_cli
+from app.errors import Invalid
+from app.loyalty.schemas import (
+    FieldError,
+    parse_boolean,
+    parse_date,
+    parse_is_male,
+    parse_ordering,
+    parse_search,
+)
 from tests.conftest import STAFF, auth, create_customer, customer_auth, make_token
 
 URL = "/api/v1/loyalty/"
@@ -1028,6 +1038,88 @@ async def test_openapi_documents_the_register(client: httpx.AsyncClient) -> None
     }
     assert paths["/api/v1/loyalty/"]["post"]["tags"] == ["Loyalty register"]
     assert "201" in paths["/api/v1/loyalty/"]["post"]["responses"]
+
+
+def _accepts(parse: Any, value: str) -> bool:
+    try:
+        parse(value)
+    except (Invalid, FieldError):
+        return False
+    return True
+
+
+# (where the pattern is documented, the parser it describes, values; `exact`: the pattern
+# admits nothing the parser refuses; otherwise only the other way round.)
+DOCUMENTED_FORMATS = [
+    (
+        ("query", "is_male"),
+        parse_is_male,
+        ["True", "false", " 1 ", "0", "UNKNOWN", "", "maybe", "yes", "2", "truee", "t rue"],
+        True,
+    ),
+    (
+        ("query", "ordering"),
+        parse_ordering,
+        ["cardno", "-identifier, client_name", ",,", " -cardno ", "email", "--cardno", "- cardno"],
+        True,
+    ),
+    (("query", "search"), parse_search, ["a b", "", "a\x00b"], True),
+    (
+        ("body", "is_male"),
+        parse_boolean,
+        ["yes", "OFF", "null", "None", "", " t ", "maybe", "2", "yess"],
+        True,
+    ),
+    (
+        ("body", "client_birthday"),
+        parse_date,
+        [
+            "1982-11-17",
+            "1982",
+            "1982-11",
+            "9/1/1986",
+            "1986-09-01T00:00:00",
+            " 1986-9-1 ",
+            "2/30/1990",
+        ]
+        + ["17.11.1982", "1982-11-17T10:00", "86-9-1", "x", ""],
+        False,  # the shape only: 2/30/1990 matches and is refused (400)
+    ),
+]
+
+
+@pytest.mark.parametrize(("where", "parse", "values", "exact"), DOCUMENTED_FORMATS)
+async def test_documented_formats_are_what_the_parsers_accept(
+    client: httpx.AsyncClient, where: tuple[str, str], parse: Any, values: list[str], exact: bool
+) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    operations = spec["paths"]["/api/v1/loyalty/"]
+    if where[0] == "query":
+        (schema,) = [p["schema"] for p in operations["get"]["parameters"] if p["name"] == where[1]]
+    else:
+        item = operations["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+        schema = item["properties"][where[1]]
+    for value in values:
+        matches = re.search(schema["pattern"], value) is not None
+        assert matches or not _accepts(parse, value), value
+        if exact:
+            assert matches == _accepts(parse, value), value
+
+
+async def test_openapi_documents_what_the_register_answers(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    item = spec["paths"]["/api/v1/loyalty/{loyalty_id}/"]
+    assert item["put"]["requestBody"]["required"] is True
+    assert item["patch"]["requestBody"]["required"] is False  # an empty PATCH changes nothing
+    assert "required" not in item["patch"]["requestBody"]["content"]["application/json"]["schema"]
+    # ?format=api renders any answer as the browsable page
+    for status in ("200", "400", "404"):
+        assert "text/html" in item["put"]["responses"][status]["content"]
+    empty = await client.patch(f"{URL}nobody/", headers=STAFF)
+    assert empty.status_code == 404
+    await post(client, MARIYA)
+    unchanged = await client.patch(f"{URL}3/", headers=STAFF)
+    assert unchanged.status_code == 200 and unchanged.json()["client_name"] == "Mariya"
 
 
 # ----------------------------------------------------------------------------- CLI

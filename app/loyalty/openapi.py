@@ -2,33 +2,96 @@
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from app.loyalty.schemas import PARSES
+from app.loyalty.schemas import (
+    BOOLEAN_PATTERN,
+    DATE_MSG,
+    DATE_PATTERN,
+    DECIMAL_PLACES,
+    MAX_DIGITS,
+    MAX_LENGTH,
+    PARSES,
+    REQUIRED,
+)
+
+# One input item as the parser reads it (DRF's lenient fields): numbers are read as text,
+# lengths count after trimming, and the rules a schema cannot state (the date must exist, a
+# discount's digits and places) answer 400 with the field's message.
+_ITEM_PROPERTIES: dict[str, Any] = {
+    "loyalty_id": {
+        "type": ["string", "number"],
+        "minLength": 1,
+        "maxLength": MAX_LENGTH["loyalty_id"],
+        "description": "Unique; the upsert key and the key in URLs",
+    },
+    "cardno": {"type": ["string", "number", "null"], "maxLength": MAX_LENGTH["cardno"]},
+    "discount": {
+        "type": ["string", "number", "null"],
+        "description": (
+            f"A decimal number: at most {MAX_DIGITS} digits, {DECIMAL_PLACES} after the point;"
+            " blank or null for none"
+        ),
+    },
+    "client_name": {
+        "type": ["string", "number"],
+        "minLength": 1,
+        "maxLength": MAX_LENGTH["client_name"],
+    },
+    "client_birthday": {
+        "type": "string",
+        "pattern": DATE_PATTERN,
+        "description": (
+            "YYYY-MM-DD; also YYYY-MM and YYYY (the first day), M/D/YYYY (month first) and the"
+            " rendered YYYY-MM-DDT00:00:00"
+        ),
+    },
+    "is_male": {
+        "anyOf": [
+            {"type": ["boolean", "null"]},
+            {"enum": [0, 1]},
+            {"type": "string", "pattern": BOOLEAN_PATTERN},
+        ],
+        "description": (
+            "true/false; also 1/0 and DRF's spellings (t/f, yes/no, y/n, on/off, any case);"
+            " null, blank, `null` or `none` for unknown"
+        ),
+    },
+}
+# A form carries text only: the same fields as strings (blank for none).
+_FORM_PROPERTIES: dict[str, Any] = {
+    **{name: {**spec, "type": "string"} for name, spec in _ITEM_PROPERTIES.items()},
+    "is_male": {
+        "type": "string",
+        "pattern": BOOLEAN_PATTERN,
+        "description": _ITEM_PROPERTIES["is_male"]["description"],
+    },
+}
+_ITEM_EXAMPLE = {
+    "loyalty_id": "3",
+    "cardno": "33",
+    "discount": "15",
+    "client_name": "Mariya",
+    "client_birthday": "1982-11-17",
+    "is_male": False,
+}
 
 
-class LoyaltyMemberIn(BaseModel):
-    """One member as POSTed or PUT (upsert key: loyalty_id)."""
+def _item(properties: dict[str, Any], *, partial: bool = False) -> dict[str, Any]:
+    """POST and PUT need the required fields; PATCH may send any of them, or nothing at all."""
+    if partial:
+        return {"type": "object", "properties": properties, "example": {"discount": "5.00"}}
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(REQUIRED),
+        "example": _ITEM_EXAMPLE,
+    }
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "example": {
-                "loyalty_id": "3",
-                "cardno": "33",
-                "discount": "15",
-                "client_name": "Mariya",
-                "client_birthday": "1982-11-17",
-                "is_male": False,
-            }
-        }
-    )
 
-    loyalty_id: str = Field(max_length=50)
-    cardno: str | None = Field(None, max_length=20)
-    discount: str | None = Field(None, description="Decimal, at most 4 places")
-    client_name: str = Field(max_length=200)
-    client_birthday: str = Field(description="YYYY-MM-DD, YYYY-MM, YYYY or M/D/YYYY")
-    is_male: bool | None = None
+ITEM_SCHEMA = _item(_ITEM_PROPERTIES)
+FORM_ITEM_SCHEMA = _item(_FORM_PROPERTIES)
+FORMS = PARSES[1:]
 
 
 class LoyaltyMemberOut(BaseModel):
@@ -67,7 +130,6 @@ class Metadata(BaseModel):
     actions: dict[str, dict[str, dict[str, Any]]]
 
 
-ITEM_SCHEMA = LoyaltyMemberIn.model_json_schema()
 BODY_DOC = {
     "requestBody": {
         "required": True,
@@ -80,14 +142,27 @@ BODY_DOC = {
                     ]
                 }
             },
-            **{t: {"schema": ITEM_SCHEMA} for t in PARSES[1:]},
+            **{form: {"schema": FORM_ITEM_SCHEMA} for form in FORMS},
         },
     }
 }
 ITEM_BODY_DOC = {
     "requestBody": {
         "required": True,
-        "content": {t: {"schema": ITEM_SCHEMA} for t in PARSES},
+        "content": {
+            "application/json": {"schema": ITEM_SCHEMA},
+            **{form: {"schema": FORM_ITEM_SCHEMA} for form in FORMS},
+        },
+    }
+}
+# An empty PATCH changes nothing and answers the member, as DRF does.
+PATCH_BODY_DOC = {
+    "requestBody": {
+        "required": False,
+        "content": {
+            "application/json": {"schema": _item(_ITEM_PROPERTIES, partial=True)},
+            **{form: {"schema": _item(_FORM_PROPERTIES, partial=True)} for form in FORMS},
+        },
     }
 }
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -95,9 +170,31 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     403: {"model": Detail, "description": "Not a staff token with the loyalty scope"},
     404: {"model": Detail, "description": "No such member, invalid page or unknown format"},
 }
+_FIELD_ERRORS = {
+    "type": "object",
+    "additionalProperties": {"type": "array", "items": {"type": "string"}},
+    "example": {"client_birthday": [DATE_MSG]},
+}
+BAD_REQUEST: dict[str, Any] = {
+    "description": (
+        "Field errors `{field: [message]}`, one per item for a bulk (`{}` for valid ones), or"
+        " `{detail}` for a body that cannot be parsed"
+    ),
+    "content": {
+        "application/json": {
+            "schema": {
+                "anyOf": [
+                    Detail.model_json_schema(),
+                    _FIELD_ERRORS,
+                    {"type": "array", "items": _FIELD_ERRORS},
+                ]
+            }
+        }
+    },
+}
 WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     **ERRORS,
-    400: {"description": "Field errors: `{field: [message]}`, or a list of them for a bulk"},
+    400: BAD_REQUEST,
     413: {"model": Detail, "description": "Body over the size limit"},
     415: {"model": Detail, "description": "Body in an unsupported media type"},
 }

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -234,15 +234,15 @@ def parse_search(value: str | None) -> str | None:
     return value or None
 
 
+# The `is_male` filter's choices (any case, spaces around ignored); unknown: no filter.
+IS_MALE_CHOICES = {"true": True, "1": True, "false": False, "0": False, "unknown": None, "": None}
+
+
 def parse_is_male(value: str | None) -> bool | None:
     """The `is_male` filter: True, False, or None for no filter."""
     text = (value or "").strip().lower()
-    if text in ("", "unknown"):
-        return None
-    if text in ("true", "1"):
-        return True
-    if text in ("false", "0"):
-        return False
+    if text in IS_MALE_CHOICES:
+        return IS_MALE_CHOICES[text]
     raise Invalid(
         {"is_male": [f"Select a valid choice. {value} is not one of the available choices."]}
     )
@@ -255,6 +255,28 @@ def parse_ordering(value: str | None) -> tuple[str, ...]:
         if name.removeprefix("-") not in ORDERING_FIELDS:
             raise Invalid({"ordering": [ORDERING_MSG.format(name)]})
     return names
+
+
+# What the parsers above accept, as JSON Schema patterns for the OpenAPI document (ECMA 262
+# has no inline case flag, so any-case words are spelled `[Tt][Rr][Uu][Ee]`).
+
+
+def words_pattern(words: Iterable[str]) -> str:
+    """Any of `words` in any case with spaces around: what `.strip().lower() in words` reads."""
+    spelled = (
+        "".join(f"[{c.upper()}{c}]" if c.isalpha() else re.escape(c) for c in word)
+        for word in sorted(words)
+        if word
+    )
+    return rf"^\s*(?:{'|'.join(spelled)}){'?' if '' in words else ''}\s*$"
+
+
+BOOLEAN_PATTERN = words_pattern(_TRUE | _FALSE | _NULL)
+DATE_PATTERN = rf"^\s*(?:{_ISO.pattern}|{_US.pattern})\s*$"
+IS_MALE_PATTERN = words_pattern(IS_MALE_CHOICES)
+_ORDERING_ITEM = rf"\s*(?:-?(?:{'|'.join(ORDERING_FIELDS)}))?\s*"
+ORDERING_PATTERN = rf"^{_ORDERING_ITEM}(?:,{_ORDERING_ITEM})*$"
+SEARCH_PATTERN = r"^[^\u0000]*$"
 
 
 # The OPTIONS document.

@@ -18,9 +18,11 @@ from app.contract import Problem, _read_limited, render_problem
 from app.errors import NotFound
 from app.http import JSON, parse_int, wants_html
 from app.loyalty.openapi import (
+    BAD_REQUEST,
     BODY_DOC,
     ERRORS,
     ITEM_BODY_DOC,
+    PATCH_BODY_DOC,
     WRITE_ERRORS,
     LoyaltyMemberOut,
     LoyaltyPage,
@@ -29,8 +31,11 @@ from app.loyalty.openapi import (
 )
 from app.loyalty.repository import ListQuery
 from app.loyalty.schemas import (
+    IS_MALE_PATTERN,
     MAX_LENGTH,
+    ORDERING_PATTERN,
     PARSES,
+    SEARCH_PATTERN,
     MemberRecord,
     metadata,
     parse_is_male,
@@ -52,6 +57,7 @@ PAGE_SIZE, MAX_PAGE_SIZE = 100, 1000
 BULK_BYTES_PER_ITEM = 512
 FORM_TYPES = PARSES[1:]
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
+FORMATS = ("json", "api")
 
 
 class BadBody(Exception):
@@ -75,7 +81,7 @@ def _format(request: Request) -> str | None:
     chosen = request.path_params.get("suffix") or request.query_params.get("format")
     if not chosen:
         return "api" if wants_html(request) else "json"
-    return chosen if chosen in ("json", "api") else None
+    return chosen if chosen in FORMATS else None
 
 
 def _list_url(request: Request) -> str:
@@ -257,6 +263,12 @@ async def _payload(request: Request) -> tuple[Any, str | None]:
 INVALID_PAGE = {"detail": "Invalid page."}
 
 
+def documented_query(description: str, alias: str | None = None, **schema: Any) -> Any:
+    """A query parameter whose format the OpenAPI states and this contract's parser checks
+    (FastAPI would answer its own messages instead of DRF's)."""
+    return Query(alias=alias, description=description, json_schema_extra=schema)
+
+
 def _link(request: Request, number: int) -> str:
     """This URL on another page; parameters sorted as DRF does, `format=json` left out."""
     params = [
@@ -278,15 +290,28 @@ async def list_members(
     page_size: Annotated[
         str | None, Query(description=f"Default {PAGE_SIZE}, max {MAX_PAGE_SIZE}")
     ] = None,
-    is_male: Annotated[str | None, Query(description="`True` or `False`")] = None,
+    is_male: Annotated[
+        str | None,
+        documented_query(
+            "`True` or `False` (also 1/0, any case); `unknown` or blank: no filter",
+            pattern=IS_MALE_PATTERN,
+        ),
+    ] = None,
     search: Annotated[
-        str | None, Query(description="Substring of client_name or cardno (any case)")
+        str | None,
+        documented_query("Substring of client_name or cardno (any case)", pattern=SEARCH_PATTERN),
     ] = None,
     ordering: Annotated[
         str | None,
-        Query(description="cardno, client_name, client_birthday, identifier; `-` = descending"),
+        documented_query(
+            "cardno, client_name, client_birthday, identifier; `-` = descending; comma list",
+            pattern=ORDERING_PATTERN,
+        ),
     ] = None,
-    format_: Annotated[str | None, Query(alias="format", description="json or api")] = None,
+    format_: Annotated[
+        str | None,
+        documented_query("json or api; blank: by Accept", alias="format", enum=[*FORMATS, ""]),
+    ] = None,
 ) -> Response:
     size = parse_int(page_size, PAGE_SIZE)
     size = PAGE_SIZE if size is None or size < 1 else min(size, MAX_PAGE_SIZE)
@@ -392,14 +417,30 @@ ITEM_PATHS = tuple(
 )
 
 
+# `format=api` (or a browser's Accept) renders any answer, errors too, as the browsable page.
+HTML = {"text/html": {"schema": {"type": "string"}}}
+HEAD_OK = {"description": "The headers GET would answer, no body"}
+
+
 def _add(
     paths: tuple[str, ...], endpoint: Callable[..., Any], methods: list[str], **doc: Any
 ) -> None:
     """A route per spelling of the path (slash or not, `.json`/`.api`); the first is documented."""
     documented = doc.pop("documented", True)
+    responses = {
+        status: answer
+        if status == 204
+        else {**answer, "content": {**answer.get("content", {}), **HTML}}
+        for status, answer in doc.pop("responses", {}).items()
+    }
     for i, path in enumerate(paths):
         router.add_api_route(
-            path, endpoint, methods=methods, include_in_schema=documented and i == 0, **doc
+            path,
+            endpoint,
+            methods=methods,
+            include_in_schema=documented and i == 0,
+            responses=responses,
+            **doc,
         )
 
 
@@ -408,9 +449,15 @@ _add(
     list_members,
     ["GET"],
     summary="List loyalty members (search, filter, order, paginate)",
-    responses={200: {"model": LoyaltyPage}, **ERRORS, 400: {"description": "Unknown ordering"}},
+    responses={200: {"model": LoyaltyPage}, **ERRORS, 400: BAD_REQUEST},
 )
-_add(LIST_PATHS, list_members, ["HEAD"], summary="Headers of the list", responses=ERRORS)
+_add(
+    LIST_PATHS,
+    list_members,
+    ["HEAD"],
+    summary="Headers of the list",
+    responses={200: HEAD_OK, **ERRORS, 400: BAD_REQUEST},
+)
 _add(
     LIST_PATHS,
     create_members,
@@ -435,7 +482,13 @@ _add(
     summary="One member by loyalty_id",
     responses={200: {"model": LoyaltyMemberOut}, **ERRORS},
 )
-_add(ITEM_PATHS, get_member, ["HEAD"], summary="Headers of one member", responses=ERRORS)
+_add(
+    ITEM_PATHS,
+    get_member,
+    ["HEAD"],
+    summary="Headers of one member",
+    responses={200: HEAD_OK, **ERRORS},
+)
 _add(
     ITEM_PATHS,
     put_member,
@@ -450,7 +503,7 @@ _add(
     ["PATCH"],
     summary="Change some fields of a member",
     responses={200: {"model": LoyaltyMemberOut}, **WRITE_ERRORS},
-    openapi_extra=ITEM_BODY_DOC,
+    openapi_extra=PATCH_BODY_DOC,
 )
 _add(
     ITEM_PATHS,
