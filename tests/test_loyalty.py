@@ -296,6 +296,7 @@ def _action_fields() -> dict[str, Any]:
 async def test_seed_options_metadata(
     client: httpx.AsyncClient, path: str, name: str, action: str, allow: str
 ) -> None:
+    await post(client, {**MARIYA, "loyalty_id": "100"})
     response = await client.options(path, headers=STAFF)
     assert response.status_code == 200
     assert_contract_headers(response, allow)
@@ -306,6 +307,25 @@ async def test_seed_options_metadata(
         "parses": ["application/json", "application/x-www-form-urlencoded", "multipart/form-data"],
         "actions": {action: _action_fields()},
     }
+
+
+@pytest.mark.parametrize("key", ["100", "x" * 51])
+async def test_options_on_a_missing_member_offers_no_put(
+    client: httpx.AsyncClient, key: str
+) -> None:
+    """As DRF: 200 with the metadata, without the PUT action its get_object() could not find."""
+    response = await client.options(f"{URL}{key}/", headers=STAFF)
+    assert response.status_code == 200
+    assert_contract_headers(response, ITEM_ALLOW)
+    assert response.json() == {
+        "name": "Loyalty Instance",
+        "description": "Loyalty",
+        "renders": ["application/json", "text/html"],
+        "parses": ["application/json", "application/x-www-form-urlencoded", "multipart/form-data"],
+    }
+    await post(client, {**MARIYA, "loyalty_id": "100"})
+    await client.delete(f"{URL}100/", headers=STAFF)
+    assert "actions" not in (await client.options(f"{URL}100/", headers=STAFF)).json()
 
 
 # ----------------------------------------------------------------------------- HEAD, paths

@@ -127,7 +127,10 @@ class Metadata(BaseModel):
     description: str = Field(examples=["Loyalty"])
     renders: list[str]
     parses: list[str]
-    actions: dict[str, dict[str, dict[str, Any]]]
+    actions: dict[str, dict[str, dict[str, Any]]] = Field(
+        default_factory=dict,
+        description="Left out for a member that does not exist, as DRF does (PUT needs one)",
+    )
 
 
 BODY_DOC = {

@@ -300,12 +300,14 @@ _ACTION_FIELDS: dict[str, dict[str, Any]] = {
 }
 
 
-def metadata(name: str, action: str) -> dict[str, Any]:
-    """The OPTIONS document of the seed (DRF's SimpleMetadata)."""
-    return {
+def metadata(name: str, action: str | None) -> dict[str, Any]:
+    """The OPTIONS document of the seed (DRF's SimpleMetadata); no `actions` without one."""
+    document: dict[str, Any] = {
         "name": name,
         "description": "Loyalty",
         "renders": ["application/json", "text/html"],
         "parses": list(PARSES),
-        "actions": {action: _ACTION_FIELDS},
     }
+    if action:
+        document["actions"] = {action: _ACTION_FIELDS}
+    return document

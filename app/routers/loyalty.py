@@ -405,7 +405,14 @@ async def form_to_member(
     raise StarletteHTTPException(405)
 
 
-async def item_options(request: Request, loyalty_id: str, _: StaffLoyaltyRead) -> Response:
+async def item_options(
+    request: Request, loyalty_id: str, service: ServiceDep, _: StaffLoyaltyRead
+) -> Response:
+    """200 whether or not the member exists, as in DRF: PUT is offered only for one that does."""
+    try:
+        await service.get(_key(loyalty_id))
+    except NotFound:
+        return _respond(request, metadata("Loyalty Instance", None))
     return _respond(request, metadata("Loyalty Instance", "PUT"))
 
 
