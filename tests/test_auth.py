@@ -322,6 +322,17 @@ async def test_malformed_email_code_grants_are_400(client, data) -> None:
     assert response.json()["error"] in ("invalid_request", "invalid_grant")
 
 
+async def test_openapi_documents_each_grant_with_its_own_fields(client) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    body = spec["paths"][TOKEN]["post"]["requestBody"]["content"]
+    grants = {
+        g["properties"]["grant_type"]["const"]: g
+        for g in body["application/x-www-form-urlencoded"]["schema"]["oneOf"]
+    }
+    assert grants["client_credentials"]["required"] == ["grant_type"]  # or in HTTP Basic
+    assert grants[GRANT]["required"] == ["grant_type", "email", "code"]
+
+
 @pytest.mark.parametrize(
     "body",
     [{"email": "nul\x00@example.org"}, {"email": "x" * 300}, {"email": "not an address"}],

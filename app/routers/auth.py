@@ -58,6 +58,39 @@ class EmailCodeIn(BaseModel):
     email: StrictStr
 
 
+# The two grants the token endpoint serves, as RFC 6749 form fields.
+GRANTS: dict[str, Any] = {
+    "oneOf": [
+        {
+            "title": "Client credentials",
+            "description": "client_id and client_secret here, or in HTTP Basic",
+            "type": "object",
+            "required": ["grant_type"],
+            "properties": {
+                "grant_type": {"const": "client_credentials"},
+                "client_id": {"type": "string"},
+                "client_secret": {"type": "string"},
+                "scope": {
+                    "type": "string",
+                    "description": "Space-separated; default: all the client's scopes",
+                },
+            },
+        },
+        {
+            "title": "E-mailed code",
+            "description": "The code POST /api/auth/email-code sent to this address",
+            "type": "object",
+            "required": ["grant_type", "email", "code"],
+            "properties": {
+                "grant_type": {"const": EMAIL_CODE_GRANT},
+                "email": {"type": "string", "minLength": 1},
+                "code": {"type": "string", "minLength": 1},
+            },
+        },
+    ]
+}
+
+
 def _service(request: Request) -> AuthService:
     service: AuthService = request.app.state.auth
     return service
@@ -87,27 +120,7 @@ def _oauth_error(err: GrantError) -> Response:
     response_model=TokenOut,
     responses={400: {"model": OAuthError}, 401: {"model": OAuthError}},
     openapi_extra={
-        "requestBody": {
-            "content": {
-                "application/x-www-form-urlencoded": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["grant_type"],
-                        "properties": {
-                            "grant_type": {
-                                "type": "string",
-                                "enum": ["client_credentials", EMAIL_CODE_GRANT],
-                            },
-                            "client_id": {"type": "string"},
-                            "client_secret": {"type": "string"},
-                            "scope": {"type": "string"},
-                            "email": {"type": "string"},
-                            "code": {"type": "string"},
-                        },
-                    }
-                }
-            }
-        }
+        "requestBody": {"content": {"application/x-www-form-urlencoded": {"schema": GRANTS}}}
     },
     summary="Exchange client credentials, or an e-mailed code, for an access token",
 )
