@@ -1,19 +1,19 @@
 """Schemathesis against the live service's own /openapi.json, with a staff token.
 
-Checked: no 5xx, only documented status codes, content types, headers and bodies that
-match the documented schemas, auth enforced, Allow on 405s. Three checks are left out
-because the contracts deliberately differ from what they assume:
-- positive_data_acceptance: a body can match the JSON schema and still fail the core's
-  rules (an unknown country, an impossible phone number, a taken e-mail) → 400 by design;
-- negative_data_rejection: the loyalty register accepts what Django REST Framework does
-  ("true"/"1" for booleans, an empty PATCH);
-- use_after_free: OPTIONS on a deleted loyalty member answers its metadata, as DRF does.
+Every check runs: no 5xx, only documented status codes, content types, headers and bodies
+that match the documented schemas, schema-valid requests accepted and invalid ones refused,
+auth enforced, Allow on 405s, deleted resources gone. tests/schemathesis.toml names, per
+operation, the answers a documented rule gives to schema-valid data that JSON Schema cannot
+describe (a phone number that does not exist, a stale ETag), each with its reason.
 """
 
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.conftest import make_token
+
+CONFIG = Path(__file__).with_name("schemathesis.toml")
 
 
 def test_the_openapi_document_holds_for_the_live_service(live_server: str, client) -> None:
@@ -23,20 +23,21 @@ def test_the_openapi_document_holds_for_the_live_service(live_server: str, clien
             sys.executable,
             "-m",
             "schemathesis.cli",
+            "--config-file",
+            str(CONFIG),
             "run",
             f"{live_server}/openapi.json",
             "-H",
             f"Authorization: Bearer {make_token()}",
-            "--checks",
-            "all",
-            "--exclude-checks",
-            "positive_data_acceptance,negative_data_rejection,use_after_free",
             "--max-examples",
             "25",
             "--seed",
             "20261123",
+            # One worker: with two, Hypothesis describes filters from two threads at once and
+            # CPython 3.11's ast.parse is not thread-safe ("AST constructor recursion depth
+            # mismatch": a runtime error in the report, now and then). It costs about a second.
             "--workers",
-            "2",
+            "1",
             "--request-timeout",
             "10",
         ],
