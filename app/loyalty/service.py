@@ -111,8 +111,7 @@ class LoyaltyService:
         """Write cleaned items in one statement; a repeated key is one insert then updates."""
         if not values:
             return UpsertCounts(0, 0)
-        async with self.db.transaction() as conn:
-            inserted = await repo.upsert(conn, dedupe(values))
+        inserted = await repo.upsert(self.db, dedupe(values))
         return UpsertCounts(inserted, len(values) - inserted)
 
     async def replace(self, loyalty_id: str, raw: object, *, partial: bool) -> MemberRecord:
