@@ -13,7 +13,7 @@ from app.customers import form
 from app.customers.rules import clean_changes
 from app.customers.schemas import CustomerRecord
 from app.customers.service import CustomerService
-from app.deps import CustomersDep, SettingsDep
+from app.deps import CustomersDep, SettingsDep, customers_of
 from app.errors import Conflict, Invalid, NotFound, Unauthenticated
 from app.http import JSON
 from app.security import CustomerPrincipal, Principal
@@ -47,9 +47,9 @@ async def customer_of(principal: Principal, customers: CustomerService) -> Custo
     return await customers.for_token(principal.sub)
 
 
-async def current_customer(principal: CustomerPrincipal, customers: CustomersDep) -> CustomerRecord:
+async def current_customer(request: Request, principal: CustomerPrincipal) -> CustomerRecord:
     """The calling customer's record (customer tokens only: staff get 403)."""
-    return await customer_of(principal, customers)
+    return await customer_of(principal, customers_of(request))
 
 
 CurrentCustomer = Annotated[CustomerRecord, Depends(current_customer)]
