@@ -31,6 +31,15 @@ async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClien
     assert 'jambo_db_pool_connections{pool="sqlalchemy",state="checked_out"}' in text
 
 
+async def test_metrics_label_unknown_methods_as_other(client: httpx.AsyncClient) -> None:
+    # Any token is a method to HTTP: a client inventing them must not invent time series.
+    response = await client.request("BREW", "/api/customers", headers=STAFF)
+    assert response.status_code == 405
+    text = (await client.get("/metrics")).text
+    assert 'method="BREW"' not in text
+    assert 'jambo_http_requests_total{method="OTHER",route="/api/customers",status="405"}' in text
+
+
 async def test_docs_are_served_without_a_cdn(client: httpx.AsyncClient) -> None:
     docs = await client.get("/docs")
     assert docs.status_code == 200
