@@ -26,7 +26,7 @@ from app.mail import make_mailer
 from app.metrics import watch_pools
 from app.middleware import ForwardedHeadersMiddleware, RequestContextMiddleware, RootPathMiddleware
 from app.privacy.service import DeletionService
-from app.routers import auth, customers, customers_v1, health, language, loyalty, me
+from app.routers import auth, customers, customers_v1, health, language, loyalty, loyalty_http, me
 from app.schema import head_revision
 from app.security import TokenVerifier
 
@@ -44,7 +44,7 @@ def _unmatched_renderers() -> list[tuple[str, Renderer]]:
         ("/api/customer/", customers.render),
         ("/api/auth/", auth.render),
         ("/api/v1/customers", customers_v1.render),
-        ("/api/v1/loyalty", loyalty.render),
+        ("/api/v1/loyalty", loyalty_http.render),
         ("/api/v3/customer", me.render),
         ("/api/v3/customer/language", language.render),
     ]
