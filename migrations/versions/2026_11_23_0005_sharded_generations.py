@@ -42,9 +42,11 @@ def upgrade() -> None:
         "  RETURN NULL;"
         " END $$"
     )
-    # Within one statement a STABLE function sees that statement's snapshot.
+    # Within one statement a STABLE function sees that statement's snapshot. PARALLEL SAFE
+    # (it only reads): an unsafe function would keep every count it joins from parallel plans.
     op.execute(
-        "CREATE FUNCTION table_generation(text) RETURNS bigint[] LANGUAGE sql STABLE AS"
+        "CREATE FUNCTION table_generation(text) RETURNS bigint[]"
+        " LANGUAGE sql STABLE PARALLEL SAFE AS"
         " $$ SELECT array_agg(generation ORDER BY shard) FROM table_generations"
         " WHERE name = $1 $$"
     )
