@@ -19,8 +19,10 @@ import random
 import time
 
 import asyncpg
-from sqlalchemy import Label, bindparam, column, func, select
+from sqlalchemy import Label, bindparam, column, func, literal_column, select
 from sqlalchemy import table as table_clause
+
+from app.database import Database
 
 WAIT_LIMIT = 10.0  # seconds a request waits for another's count
 CLAIM_TIMEOUT = 30  # seconds after which a claim is considered abandoned
@@ -59,7 +61,7 @@ def cached_total_column(table: str) -> Label[int | None]:
     return (
         select(cache.c.total)
         .where(cache.c.key == bindparam("count_key"), cache.c.generation == current)
-        .where(cache.c.total >= 0)
+        .where(literal_column("total >= 0"))  # (a claim in progress holds -1)
         .scalar_subquery()
         .label("cached_total")
     )
@@ -75,26 +77,28 @@ def current_total(
 
 
 async def cached_count(
-    conn: asyncpg.Connection, table: str, question: str, count_sql: str, *args: object
+    db: Database, table: str, question: str, count_sql: str, *args: object
 ) -> int:
     """The answer of `count_sql` (a SELECT count(*) on `table`, parameters `args`), from the
     cache or counted and remembered. `question` names what is counted: it keys the cache."""
     key = cache_key(question)
     deadline = time.monotonic() + WAIT_LIMIT
     while True:
-        current, cached_generation, total = await conn.fetchrow(_LOOKUP, key, table)
-        answer = current_total(current, cached_generation, total)
-        if answer is not None:
-            return answer
-        # No answer for this generation: claim the key (refused while a live claim stands).
-        if await conn.fetchval(_CLAIM, key, current) is not None:
-            generation, total = await _count(conn, table, count_sql, args)
-            await conn.execute(_STORE, key, generation, total)
-            if random.random() < 0.01:  # keep the cache small: forget keys nobody asked for
-                await conn.execute(_PURGE)
-            return total
-        if time.monotonic() > deadline:  # the counter is slow or gone: count too
-            return (await _count(conn, table, count_sql, args))[1]
+        async with db.connect() as conn:
+            current, cached_generation, total = await conn.fetchrow(_LOOKUP, key, table)
+            answer = current_total(current, cached_generation, total)
+            if answer is not None:
+                return answer
+            # No answer for this generation: claim the key (refused while a live claim stands).
+            if await conn.fetchval(_CLAIM, key, current) is not None:
+                generation, total = await _count(conn, table, count_sql, args)
+                await conn.execute(_STORE, key, generation, total)
+                if random.random() < 0.01:  # keep the cache small: forget keys nobody asks for
+                    await conn.execute(_PURGE)
+                return total
+            if time.monotonic() > deadline:  # the counter is slow or gone: count too
+                return (await _count(conn, table, count_sql, args))[1]
+        # Wait for the counter holding no connection: the read pool stays free for others.
         await asyncio.sleep(0.05)
 
 

@@ -1,9 +1,10 @@
 """The database handle services use.
 
-Writes go through SQLAlchemy Core (`transaction()`, `read()`); the hot reads (by id, list
-pages and their counts) go through a small raw asyncpg pool (`fetchrow()`, `connect()`) in
-plain or precompiled SQL: one round trip each and no per-request SQL compilation or result
-wrapping (see bench/README.md for the measurements).
+Writes and the other reads go through SQLAlchemy Core (`transaction()`, `autocommit()`); the
+hot reads (by id, list pages and their counts) go through a small raw asyncpg pool
+(`fetchrow()`, `fetch()`, `connect()`) in plain or precompiled SQL: one round trip each and
+no per-request SQL compilation or result wrapping (see bench/README.md for the measurements).
+Its connections are admitted in arrival order; nothing holds one while it waits.
 """
 
 import asyncio
@@ -49,8 +50,8 @@ class Database:
 
     def __init__(self, engine: AsyncEngine, pool_size: int = 10) -> None:
         self.engine = engine
-        # Reads skip BEGIN/ROLLBACK: one round trip per query.
-        self.reader = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # Single statements skip BEGIN/COMMIT: one round trip each.
+        self.autocommitting = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
         # asyncpg's pool lets a newcomer take a just-released connection ahead of those
@@ -91,6 +92,13 @@ class Database:
             async with self._turns:  # (not via connect(): its generator costs ~5 % here)
                 return await pool.fetchrow(sql, *args)
 
+    async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        """Every row from a single raw statement on the read pool."""
+        pool = self._pool or await self._raw_pool()
+        with _outage_is_unavailable():
+            async with self._turns:
+                return await pool.fetch(sql, *args)
+
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[asyncpg.Connection]:
         """A raw autocommit connection of the read pool, for reads in plain SQL."""
@@ -107,8 +115,9 @@ class Database:
                 yield conn
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
-        """An autocommit connection for single-statement reads."""
+    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
+        """An autocommit connection: each statement its own transaction (reads, and writes
+        that are one statement)."""
         with _outage_is_unavailable():
-            async with self.reader.connect() as conn:
+            async with self.autocommitting.connect() as conn:
                 yield conn

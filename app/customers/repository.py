@@ -108,9 +108,6 @@ async def page_in_creation_order(
     db: Database, offset: int, limit: int
 ) -> tuple[int, Sequence[CustomerRecord]]:
     """Total count and one page ordered by id (ULIDs sort by creation time)."""
-    async with db.connect() as conn:
-        total = await cached_count(
-            conn, "customers", "all customers", "SELECT count(*) FROM customers"
-        )
-        rows = await conn.fetch(_PAGE_BY_ID, offset, limit)
+    total = await cached_count(db, "customers", "all customers", "SELECT count(*) FROM customers")
+    rows = await db.fetch(_PAGE_BY_ID, offset, limit)
     return total, [CustomerRecord(*r) for r in rows]

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-import asyncpg
 from sqlalchemy import ColumnElement, Integer, Select, String, bindparam, func, or_, select
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 
@@ -184,45 +183,45 @@ def first_page_statement(names: tuple[str, ...], sort: tuple[SortKey, ...]) -> S
     return _compile(stmt)
 
 
-async def count(conn: asyncpg.Connection, f: CustomerFilter) -> int:
+async def count(db: Database, f: CustomerFilter) -> int:
     """How many customers match the filter (cached until the table changes)."""
     values = parameters(f)
     stmt = count_statement(tuple(sorted(values)))
-    return await cached_count(conn, "customers", _question(f), stmt.sql, *stmt.args(values))
+    return await cached_count(db, "customers", _question(f), stmt.sql, *stmt.args(values))
 
 
 async def fetch_page(
-    conn: asyncpg.Connection, f: CustomerFilter, sort: Sequence[SortKey], offset: int, limit: int
+    db: Database, f: CustomerFilter, sort: Sequence[SortKey], offset: int, limit: int
 ) -> list[CustomerRecord]:
     """One page of matching customers in the requested order."""
     values = parameters(f)
     stmt = page_statement(tuple(sorted(values)), tuple(sort))
-    rows = await conn.fetch(stmt.sql, *stmt.args(values | {"offset": offset, "limit": limit}))
+    rows = await db.fetch(stmt.sql, *stmt.args(values | {"offset": offset, "limit": limit}))
     return [CustomerRecord(*r) for r in rows]
 
 
 async def find(
-    conn: asyncpg.Connection, f: CustomerFilter, sort: Sequence[SortKey], offset: int, limit: int
+    db: Database, f: CustomerFilter, sort: Sequence[SortKey], offset: int, limit: int
 ) -> Page:
     """A page and the total, counting only when neither the page nor the cache can tell."""
     if offset == 0:
         values = parameters(f)
         stmt = first_page_statement(tuple(sorted(values)), tuple(sort))
         key = cache_key(_question(f))
-        rows = await conn.fetch(stmt.sql, *stmt.args(values | {"limit": limit, "count_key": key}))
+        rows = await db.fetch(stmt.sql, *stmt.args(values | {"limit": limit, "count_key": key}))
         records = [CustomerRecord(*r[:_RECORD_WIDTH]) for r in rows]
         if len(rows) < limit:  # a short first page is the whole result
             return Page(len(rows), records)
         total = rows[0][_RECORD_WIDTH]
-        return Page(await count(conn, f) if total is None else total, records)
-    total = await count(conn, f)
+        return Page(await count(db, f) if total is None else total, records)
+    total = await count(db, f)
     # Past the end: skip the page query (an OFFSET beyond the rows would still scan them).
-    rows = await fetch_page(conn, f, sort, offset, limit) if offset < total else []
-    return Page(total, rows)
+    records = await fetch_page(db, f, sort, offset, limit) if offset < total else []
+    return Page(total, records)
 
 
 class CustomerSearch:
-    """Runs list queries on a raw autocommit read connection."""
+    """Runs list queries on the raw read pool."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -231,5 +230,4 @@ class CustomerSearch:
         self, f: CustomerFilter, sort: Sequence[SortKey], offset: int, limit: int
     ) -> Page:
         """A page of matching customers, sorted, with the total count."""
-        async with self.db.connect() as conn:
-            return await find(conn, f, sort, offset, limit)
+        return await find(self.db, f, sort, offset, limit)
