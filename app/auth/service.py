@@ -102,7 +102,7 @@ class AuthService:
         """A staff token for a registered, unrevoked client (scopes narrowed on request)."""
         if not _storable(client_id, 64):
             raise GrantError("invalid_client", 401)
-        async with self.db.read() as conn:
+        async with self.db.autocommit() as conn:
             row = (
                 await conn.execute(select(CLIENTS).where(CLIENTS.c.client_id == client_id))
             ).first()

@@ -10,7 +10,6 @@ from sqlalchemy import ColumnElement, Select, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.database import Database
 from app.db import table_of
 from app.errors import Invalid
 from app.loyalty.models import LoyaltyMember
@@ -25,8 +24,8 @@ ORDERABLE = {name: T.c["loyalty_id" if name == "identifier" else name] for name 
 # order (`ord`, so the list's creation order is the upload's order), then rows are written
 # sorted by key, so overlapping uploads lock their rows in the same order (no deadlock) and a
 # later upload waits for, then updates, what an earlier one inserted.
-# A single statement needs no explicit transaction: it runs on the raw autocommit pool and
-# is all or nothing by itself (one round trip, where BEGIN … COMMIT took three).
+# A single statement needs no explicit transaction: on an autocommit connection it is all or
+# nothing by itself (one round trip, where BEGIN … COMMIT took three).
 UPSERT = """
     WITH input AS (
         SELECT * FROM unnest(
@@ -102,14 +101,13 @@ async def get(conn: AsyncConnection, loyalty_id: str) -> MemberRecord | None:
     return MemberRecord.from_row(row) if row else None
 
 
-async def upsert(db: Database, rows: Sequence[dict[str, Any]]) -> int:
+async def upsert(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> int:
     """Insert or replace rows with distinct loyalty_ids (and their input position `ord`) in
-    one statement; returns how many were inserted."""
+    one statement (give it an autocommit connection); returns how many were inserted."""
     if not rows:
         return 0
-    arrays = [[row[field] for row in rows] for field in ("ord", *FIELDS)]
-    async with db.connect() as conn:
-        result = await conn.fetch(UPSERT, *arrays)
+    arrays = tuple([row[field] for row in rows] for field in ("ord", *FIELDS))
+    result = await conn.exec_driver_sql(UPSERT, arrays)
     return sum(1 for (inserted,) in result if inserted)
 
 

@@ -68,12 +68,12 @@ class LoyaltyService:
 
     async def page(self, query: ListQuery) -> tuple[int, list[MemberRecord]]:
         """Total count and one page of members."""
-        async with self.db.read() as conn:
+        async with self.db.autocommit() as conn:
             return await repo.page(conn, query)
 
     async def get(self, loyalty_id: str) -> MemberRecord:
         """One member, or NotFound."""
-        async with self.db.read() as conn:
+        async with self.db.autocommit() as conn:
             record = await repo.get(conn, loyalty_id)
         if record is None:
             raise NotFound(NOT_FOUND)
@@ -111,7 +111,8 @@ class LoyaltyService:
         """Write cleaned items in one statement; a repeated key is one insert then updates."""
         if not values:
             return UpsertCounts(0, 0)
-        inserted = await repo.upsert(self.db, dedupe(values))
+        async with self.db.autocommit() as conn:
+            inserted = await repo.upsert(conn, dedupe(values))
         return UpsertCounts(inserted, len(values) - inserted)
 
     async def replace(self, loyalty_id: str, raw: object, *, partial: bool) -> MemberRecord:

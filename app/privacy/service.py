@@ -72,7 +72,7 @@ class DeletionService:
 
     async def is_live(self, token: str) -> bool:
         """Whether the token would be accepted (for the browser confirm page)."""
-        async with self.db.read() as conn:
+        async with self.db.autocommit() as conn:
             row = (
                 await conn.execute(
                     select(T.c.id).where(

@@ -29,7 +29,7 @@ async def healthz() -> Response:
 async def readyz(request: Request) -> Response:
     expected = request.app.state.head_revision
     try:
-        async with request.app.state.db.read() as conn:
+        async with request.app.state.db.autocommit() as conn:
             current = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
     except Exception:  # noqa: BLE001 - any failure means "not ready"
         return JSON({"status": "unavailable", "database": "unreachable"}, status_code=503)
