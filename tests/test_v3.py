@@ -330,6 +330,7 @@ async def test_invalid_post_saves_nothing_and_reports_every_field(client, db) ->
         ({"dob": "1899-12-31"}, "dob", "Date of birth cannot be before 1900-01-01."),
         ({"dob": 19120906}, "dob", "Enter a valid date in the format YYYY-MM-DD."),
         ({"language": {"code": "sw"}}, "language", "Not a valid string."),
+        ({"address": {}}, "address", "Not a valid string."),  # found by schemathesis
         (
             {"mobile": "+2547" + "1" * 40},
             "mobile",
