@@ -19,18 +19,24 @@ import random
 import time
 
 import asyncpg
-from sqlalchemy import Label, bindparam, column, func, literal_column, select
+from sqlalchemy import (
+    BindParameter,
+    Label,
+    ScalarSelect,
+    bindparam,
+    column,
+    func,
+    literal_column,
+    select,
+)
 from sqlalchemy import table as table_clause
 
 from app.database import Database
+from app.db import compile_statement
 
 WAIT_LIMIT = 10.0  # seconds a request waits for another's count
 CLAIM_TIMEOUT = 30  # seconds after which a claim is considered abandoned
 
-_LOOKUP = (
-    "SELECT table_generation($2), c.generation, c.total"
-    " FROM (SELECT) AS one LEFT JOIN count_cache c ON c.key = $1"
-)
 _CLAIM = (
     "INSERT INTO count_cache (key, generation, total) VALUES ($1, $2, -1)"
     " ON CONFLICT (key) DO UPDATE SET generation = excluded.generation, total = -1,"
@@ -52,28 +58,32 @@ def cache_key(question: str) -> str:
     return hashlib.sha256(question.encode()).hexdigest()
 
 
-def cached_total_column(table: str) -> Label[int | None]:
-    """A column that brings the cache's answer along with another query on `table`: the
-    total cached for the key bound as `count_key` if it is current, else NULL."""
+def _cached_total(table: BindParameter[str]) -> ScalarSelect[int | None]:
+    """The total cached for the key bound as `count_key` while it is current (its generation
+    is the table's, and no claim holds it at -1), else NULL: the one test of a cached answer."""
     cache = table_clause("count_cache", column("key"), column("generation"), column("total"))
-    current = func.table_generation(bindparam("count_table", table))
-    # A scalar subquery: evaluated once per query, not once per row.
+    # A scalar subquery: evaluated once per query, not once per row it rides along with.
     return (
         select(cache.c.total)
-        .where(cache.c.key == bindparam("count_key"), cache.c.generation == current)
-        .where(literal_column("total >= 0"))  # (a claim in progress holds -1)
+        .where(cache.c.key == bindparam("count_key"))
+        .where(cache.c.generation == func.table_generation(table))
+        .where(literal_column("total >= 0"))
         .scalar_subquery()
-        .label("cached_total")
     )
 
 
-def current_total(
-    current: list[int], cached_generation: list[int] | None, total: int | None
-) -> int | None:
-    """The cached total when it is still current, else None."""
-    if cached_generation == current and total is not None and total >= 0:
-        return int(total)
-    return None
+def cached_total_column(table: str) -> Label[int | None]:
+    """A column that brings the cache's answer along with another query on `table`."""
+    return _cached_total(bindparam("count_table", table)).label("cached_total")
+
+
+# The table's current generation (for a claim) and the cached answer, if current.
+_LOOKUP = compile_statement(
+    select(
+        func.table_generation(bindparam("count_table")),
+        _cached_total(bindparam("count_table")),
+    )
+)
 
 
 async def cached_count(
@@ -85,10 +95,10 @@ async def cached_count(
     deadline = time.monotonic() + WAIT_LIMIT
     while True:
         async with db.connect() as conn:
-            current, cached_generation, total = await conn.fetchrow(_LOOKUP, key, table)
-            answer = current_total(current, cached_generation, total)
+            lookup = _LOOKUP.args({"count_table": table, "count_key": key})
+            current, answer = await conn.fetchrow(_LOOKUP.sql, *lookup)
             if answer is not None:
-                return answer
+                return int(answer)
             # No answer for this generation: claim the key (refused while a live claim stands).
             if await conn.fetchval(_CLAIM, key, current) is not None:
                 generation, total = await _count(conn, table, count_sql, args)

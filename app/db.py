@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import MetaData, Table
+from sqlalchemy import MetaData, Select, Table
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 
@@ -72,3 +74,27 @@ def make_engine(url: str, settings: Settings) -> AsyncEngine:
 def table_of(model: type[Base]) -> Table:
     """A mapped class's Table, typed as one (Core statements are used on hot paths)."""
     return cast(Table, model.__table__)
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """A Core statement compiled for the raw asyncpg pool: SQL with $n placeholders, the
+    parameter name behind each of them, and the values fixed when the statement was built."""
+
+    sql: str
+    names: tuple[str, ...]
+    fixed: dict[str, object]
+
+    def args(self, values: dict[str, object]) -> list[object]:
+        values = self.fixed | values
+        return [values[name] for name in self.names]
+
+
+_ASYNCPG = asyncpg_dialect()
+
+
+def compile_statement(stmt: Select[Any]) -> Statement:
+    """Compile once, run many times: building and compiling cost more than running."""
+    compiled = stmt.compile(dialect=_ASYNCPG)
+    fixed = {k: v for k, v in compiled.params.items() if v is not None}
+    return Statement(str(compiled), tuple(compiled.positiontup or ()), fixed)

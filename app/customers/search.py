@@ -13,14 +13,13 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import ColumnElement, Integer, Select, String, bindparam, func, or_, select
-from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 
 from app.counting import cache_key, cached_count, cached_total_column
 from app.customers.repository import COLUMNS, T
 from app.customers.schemas import CustomerRecord
 from app.database import Database
+from app.db import Statement, compile_statement
 
-_DIALECT = asyncpg_dialect()  # renders asyncpg's $n placeholders
 _RECORD_WIDTH = len(COLUMNS)
 
 # Sort key → the expression ordered on (the ones without an index of their own get one in
@@ -125,24 +124,16 @@ def ordering(sort: Sequence[SortKey]) -> list[ColumnElement[object]]:
     return terms
 
 
-@dataclass(frozen=True, slots=True)
-class Statement:
-    """SQL with asyncpg's $n placeholders, the parameter name behind each of them, and the
-    values fixed when the statement was built."""
-
-    sql: str
-    names: tuple[str, ...]
-    fixed: dict[str, object]
-
-    def args(self, values: dict[str, object]) -> list[object]:
-        values = self.fixed | values
-        return [values[name] for name in self.names]
-
-
-def _compile(stmt: Select[Any]) -> Statement:
-    compiled = stmt.compile(dialect=_DIALECT)
-    fixed = {k: v for k, v in compiled.params.items() if v is not None}
-    return Statement(str(compiled), tuple(compiled.positiontup or ()), fixed)
+def _matching(
+    names: tuple[str, ...], sort: tuple[SortKey, ...], *extra: ColumnElement[Any]
+) -> Select[Any]:
+    """SELECT every column (and `extra`) of the matching customers, ordered, `limit` rows."""
+    return (
+        select(*COLUMNS, *extra)
+        .where(*conditions(names))
+        .order_by(*ordering(sort))
+        .limit(bindparam("limit", type_=Integer))
+    )
 
 
 # Statements are built and compiled once per shape (which filters, how many values, which
@@ -150,20 +141,13 @@ def _compile(stmt: Select[Any]) -> Statement:
 @lru_cache(maxsize=512)
 def page_statement(names: tuple[str, ...], sort: tuple[SortKey, ...]) -> Statement:
     """SELECT one page of matching customers (parameters `names`, `offset` and `limit`)."""
-    stmt = (
-        select(*COLUMNS)
-        .where(*conditions(names))
-        .order_by(*ordering(sort))
-        .offset(bindparam("offset", type_=Integer))
-        .limit(bindparam("limit", type_=Integer))
-    )
-    return _compile(stmt)
+    return compile_statement(_matching(names, sort).offset(bindparam("offset", type_=Integer)))
 
 
 @lru_cache(maxsize=512)
 def count_statement(names: tuple[str, ...]) -> Statement:
     """SELECT how many customers match (parameters `names`)."""
-    return _compile(select(func.count()).select_from(T).where(*conditions(names)))
+    return compile_statement(select(func.count()).select_from(T).where(*conditions(names)))
 
 
 def _question(f: CustomerFilter) -> str:
@@ -174,13 +158,7 @@ def _question(f: CustomerFilter) -> str:
 def first_page_statement(names: tuple[str, ...], sort: tuple[SortKey, ...]) -> Statement:
     """The first page, with the count cache's answer for the filter alongside each row
     (`limit` and `count_key` besides `names`): usually the whole list in one round trip."""
-    stmt = (
-        select(*COLUMNS, cached_total_column("customers"))
-        .where(*conditions(names))
-        .order_by(*ordering(sort))
-        .limit(bindparam("limit", type_=Integer))
-    )
-    return _compile(stmt)
+    return compile_statement(_matching(names, sort, cached_total_column("customers")))
 
 
 async def count(db: Database, f: CustomerFilter) -> int:
