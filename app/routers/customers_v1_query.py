@@ -83,15 +83,21 @@ def sort(errors: dict[str, list[str]], value: str | None) -> list[SortKey]:
     return list(keys.values())
 
 
-def _parameter(name: str, description: str, example: str) -> dict[str, Any]:
-    """An optional string query parameter, as the OpenAPI describes one."""
-    schema = {"anyOf": [{"type": "string"}, {"type": "null"}], "examples": [example]}
+def _parameter(
+    name: str, description: str, example: str | None = None, *, where: str = "query"
+) -> dict[str, Any]:
+    """An optional string parameter, as the OpenAPI describes one (for routes that read it
+    from the request themselves)."""
+    title = name if where == "query" else name.title()
+    schema: dict[str, Any] = {"anyOf": [{"type": "string"}, {"type": "null"}]}
+    if example is not None:
+        schema["examples"] = [example]
     return {
         "name": name,
-        "in": "query",
+        "in": where,
         "required": False,
         "description": description,
-        "schema": {**schema, "title": name, "description": description},
+        "schema": {**schema, "title": title, "description": description},
     }
 
 
@@ -112,14 +118,6 @@ LIST_PARAMETERS = [
 ]
 
 
-IF_NONE_MATCH = {
-    "name": "if-none-match",
-    "in": "header",
-    "required": False,
-    "description": "ETag from an earlier GET: 304 while it is current",
-    "schema": {
-        "anyOf": [{"type": "string"}, {"type": "null"}],
-        "title": "If-None-Match",
-        "description": "ETag from an earlier GET: 304 while it is current",
-    },
-}
+IF_NONE_MATCH = _parameter(
+    "if-none-match", "ETag from an earlier GET: 304 while it is current", where="header"
+)
