@@ -181,7 +181,8 @@ async def fetch_page(
 async def find(
     db: Database, f: CustomerFilter, sort: Sequence[SortKey], offset: int, limit: int
 ) -> Page:
-    """A page and the total, counting only when neither the page nor the cache can tell."""
+    """A page of matching customers, sorted, and the total, on the raw read pool; counting
+    only when neither the page nor the cache can tell."""
     if offset == 0:
         values = parameters(f)
         stmt = first_page_statement(tuple(sorted(values)), tuple(sort))
@@ -196,16 +197,3 @@ async def find(
     # Past the end: skip the page query (an OFFSET beyond the rows would still scan them).
     records = await fetch_page(db, f, sort, offset, limit) if offset < total else []
     return Page(total, records)
-
-
-class CustomerSearch:
-    """Runs list queries on the raw read pool."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    async def find(
-        self, f: CustomerFilter, sort: Sequence[SortKey], offset: int, limit: int
-    ) -> Page:
-        """A page of matching customers, sorted, with the total count."""
-        return await find(self.db, f, sort, offset, limit)

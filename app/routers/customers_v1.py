@@ -12,8 +12,8 @@ from fastapi.responses import Response
 
 from app.config import Settings
 from app.contract import NON_FIELD, Problem, contract_route
+from app.customers import search
 from app.customers.ids import customer_id_or_404
-from app.customers.search import CustomerFilter, CustomerSearch
 from app.deps import CustomersDep, SettingsDep, customers_of
 from app.errors import Invalid, PreconditionFailed
 from app.http import JSON, parse_int
@@ -156,7 +156,7 @@ async def list_customers(request: Request, _: StaffCustomersRead) -> Response:
         errors["pageNo"] = ["must be a whole number, 0 or more"]
     if size is None or not 1 <= size <= MAX_PAGE_SIZE:
         errors["pageSize"] = [f"must be a whole number between 1 and {MAX_PAGE_SIZE}"]
-    criteria = CustomerFilter(
+    criteria = search.CustomerFilter(
         first_name=filter_text(errors, "firstName", first_name),
         last_name=filter_text(errors, "lastName", last_name),
         address_line1=filter_list(errors, "address.streetLine1", line1),
@@ -168,7 +168,7 @@ async def list_customers(request: Request, _: StaffCustomersRead) -> Response:
     order = sort(errors, sort_by)
     if errors or number is None or size is None:
         raise Invalid(errors)
-    found = await CustomerSearch(request.app.state.db).find(criteria, order, number * size, size)
+    found = await search.find(request.app.state.db, criteria, order, number * size, size)
     pages = -(-found.total // size)
     data = {
         "pageSize": size,
