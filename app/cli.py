@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 
 from app.config import get_settings
-from app.db import resolve_database_url
+from app.db.engine import resolve_database_url
 from app.loyalty.cli import loyalty_app
 
 app = typer.Typer(help="Jambo customer-management service.", no_args_is_help=True)
@@ -24,7 +24,7 @@ def migrate_to_head(database_url: str | None = None) -> None:
     """Apply every Alembic migration (the embedded server is started when needed)."""
     from alembic import command
 
-    from app.schema import alembic_config
+    from app.db.migrations import alembic_config
 
     command.upgrade(alembic_config(database_url or resolve_database_url(get_settings())), "head")
 
@@ -54,7 +54,7 @@ def serve(
     if migrate_first:
         migrate_to_head()
     if print_token:
-        from app.security import STAFF_SCOPES, mint_token
+        from app.auth.tokens import STAFF_SCOPES, mint_token
 
         token = mint_token(settings, "cli-staff", "staff", STAFF_SCOPES, 12 * 3600)
         console.print(
@@ -86,7 +86,7 @@ def token(
     sub: Annotated[str, typer.Option(help="Subject of a staff token")] = "cli-staff",
 ) -> None:
     """Print a signed access token."""
-    from app.security import STAFF_SCOPES, mint_token
+    from app.auth.tokens import STAFF_SCOPES, mint_token
 
     settings = get_settings()
     if staff == bool(customer):
@@ -107,8 +107,8 @@ def clients_create(
     from app.auth.service import AuthService
 
     async def run() -> tuple[str, str]:
-        from app.database import Database
-        from app.db import make_engine
+        from app.db.database import Database
+        from app.db.engine import make_engine
         from app.mail import make_mailer
 
         settings = get_settings()

@@ -15,20 +15,27 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.auth.service import AuthService
+from app.auth.tokens import TokenVerifier
 from app.config import Settings, get_settings
-from app.contract import Renderer, render_problem, renderer_for_path
+from app.contracts import oauth as auth
+from app.contracts import ops as health
+from app.contracts.http import JSON
+from app.contracts.jambo import router as customers
+from app.contracts.loyalty import http as loyalty_http
+from app.contracts.loyalty import router as loyalty
+from app.contracts.routing import Renderer, render_problem, renderer_for_path
+from app.contracts.v1 import router as customers_v1
+from app.contracts.v3 import language
+from app.contracts.v3 import router as me
 from app.customers.service import CustomerService
-from app.database import Database
-from app.db import make_engine, resolve_database_url
-from app.http import JSON
+from app.db.database import Database
+from app.db.engine import make_engine, resolve_database_url
+from app.db.migrations import head_revision
 from app.logs import setup_logging
 from app.mail import make_mailer
 from app.metrics import watch_pools
 from app.middleware import ForwardedHeadersMiddleware, RequestContextMiddleware, RootPathMiddleware
-from app.privacy.service import DeletionService
-from app.routers import auth, customers, customers_v1, health, language, loyalty, loyalty_http, me
-from app.schema import head_revision
-from app.security import TokenVerifier
+from app.privacy.deletion import DeletionService
 
 DESCRIPTION = """One store of customers and loyalty-programme members behind four contracts:
 **Jambo customers** (`/api/customers`, `/api/customer/…`), **Customer Management API v1**

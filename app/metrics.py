@@ -2,7 +2,7 @@
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from app.database import Database
+from app.db.database import Database
 
 REQUESTS = Counter("jambo_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(

@@ -28,11 +28,11 @@ import asyncpg
 import httpx
 import psutil
 
+from app.auth.tokens import STAFF_SCOPES, mint_token
 from app.cli import migrate_to_head
 from app.config import Settings
 from app.customers.ids import render_ulid
-from app.db import embedded_database_url
-from app.security import STAFF_SCOPES, mint_token
+from app.db.engine import embedded_database_url
 from app.seed import seed_database
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,7 +9,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from app import models  # noqa: F401  (registers every table)
 from app.config import get_settings
-from app.db import Base, resolve_database_url
+from app.db.base import Base
+from app.db.engine import resolve_database_url
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logging", True):

@@ -21,7 +21,7 @@ from jose import jwt
 
 from app.cli import migrate_to_head
 from app.config import Settings
-from app.db import embedded_database_url
+from app.db.engine import embedded_database_url
 from app.main import create_app
 
 JWT_SECRET = "test-secret-" + "x" * 40

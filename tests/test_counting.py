@@ -71,10 +71,10 @@ async def test_counts_stay_exact_under_concurrent_writers(client: httpx.AsyncCli
 
 
 async def test_waiting_for_a_count_holds_no_connection(settings, db) -> None:
-    from app.counting import CLAIM_TIMEOUT, cache_key
     from app.customers.search import CustomerFilter, count
-    from app.database import Database
-    from app.db import make_engine
+    from app.db.count_cache import CLAIM_TIMEOUT, cache_key
+    from app.db.database import Database
+    from app.db.engine import make_engine
 
     small = Database(make_engine(settings.database_url or "", settings), pool_size=1)
     await small.open()

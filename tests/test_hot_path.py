@@ -6,7 +6,13 @@ import pytest
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
-from app.routers import auth, customers, customers_v1, health, language, loyalty, me
+from app.contracts import oauth as auth
+from app.contracts import ops as health
+from app.contracts.jambo import router as customers
+from app.contracts.loyalty import router as loyalty
+from app.contracts.v1 import router as customers_v1
+from app.contracts.v3 import language
+from app.contracts.v3 import router as me
 
 ROUTERS = (customers, customers_v1, loyalty, me, language, auth, health)
 

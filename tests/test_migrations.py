@@ -8,7 +8,7 @@ import asyncpg
 from alembic import command
 from alembic.config import Config
 
-from app.schema import alembic_config
+from app.db.migrations import alembic_config
 from tests.conftest import _plain, create_database, drop_database, server_url
 
 

@@ -298,8 +298,8 @@ async def test_unexpected_error_is_500_envelope_without_details(app: Any) -> Non
     """A bug behind a v1 route: the seed's 500 envelope, no trace in the body."""
     from fastapi import APIRouter, FastAPI
 
-    from app.contract import contract_route
-    from app.routers.customers_v1 import render
+    from app.contracts.routing import contract_route
+    from app.contracts.v1.router import render
 
     broken = APIRouter(route_class=contract_route(render))
 

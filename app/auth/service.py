@@ -10,14 +10,14 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.auth.models import ApiClient, EmailCode
+from app.auth.tokens import STAFF_SCOPES, mint_token
 from app.config import Settings
 from app.customers import repository as customers
 from app.customers.ids import render_ulid
-from app.database import Database
-from app.db import table_of
+from app.db.base import table_of
+from app.db.database import Database
 from app.errors import Unavailable
 from app.mail import Mailer
-from app.security import STAFF_SCOPES, mint_token
 
 log = logging.getLogger("jambo.auth")
 CLIENTS = table_of(ApiClient)

@@ -7,7 +7,7 @@ from sqlalchemy import Date, DateTime, Index, Integer, String, func, text
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base
+from app.db.base import Base
 
 
 class Customer(Base):

@@ -8,11 +8,11 @@ from sqlalchemy import ColumnElement, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.counting import cached_count
 from app.customers.models import Customer
 from app.customers.schemas import CustomerRecord
-from app.database import Database
-from app.db import table_of
+from app.db.base import table_of
+from app.db.count_cache import cached_count
+from app.db.database import Database
 from app.errors import Conflict
 
 T = table_of(Customer)

@@ -14,11 +14,11 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Integer, Select, String, bindparam, func, or_, select
 
-from app.counting import cache_key, cached_count, cached_total_column
 from app.customers.repository import COLUMNS, T
 from app.customers.schemas import CustomerRecord
-from app.database import Database
-from app.db import Statement, compile_statement
+from app.db.compiled import Statement, compile_statement
+from app.db.count_cache import cache_key, cached_count, cached_total_column
+from app.db.database import Database
 
 _RECORD_WIDTH = len(COLUMNS)
 

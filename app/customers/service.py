@@ -4,14 +4,14 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from app import audit
 from app.config import Settings
 from app.customers import repository as repo
 from app.customers.ids import new_id, parse_ulid
 from app.customers.rules import clean_changes
 from app.customers.schemas import CustomerRecord
-from app.database import Database
+from app.db.database import Database
 from app.errors import NotFound, PreconditionFailed, Unauthenticated
-from app.privacy import audit
 
 
 class CustomerService:

@@ -36,8 +36,8 @@ class ImportReport:
 
 @asynccontextmanager
 async def _service() -> AsyncIterator[LoyaltyService]:
-    from app.database import Database
-    from app.db import make_engine, resolve_database_url
+    from app.db.database import Database
+    from app.db.engine import make_engine, resolve_database_url
 
     settings = Settings()
     engine = make_engine(resolve_database_url(settings), settings)

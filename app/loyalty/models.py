@@ -8,7 +8,7 @@ from sqlalchemy import BigInteger, Boolean, Date, DateTime, ForeignKey, Index, N
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base
+from app.db.base import Base
 
 
 class LoyaltyMember(Base):

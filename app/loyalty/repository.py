@@ -10,7 +10,7 @@ from sqlalchemy import ColumnElement, Select, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.db import table_of
+from app.db.base import table_of
 from app.errors import Invalid
 from app.loyalty.models import LoyaltyMember
 from app.loyalty.schemas import FIELDS, ORDERING_FIELDS, TAKEN_MSG, MemberRecord

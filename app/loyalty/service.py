@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.config import Settings
-from app.database import Database
+from app.db.database import Database
 from app.errors import DomainError, Invalid, NotFound
 from app.loyalty import repository as repo
 from app.loyalty.repository import ListQuery

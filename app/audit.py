@@ -6,7 +6,7 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.customers.ids import render_ulid
-from app.db import table_of
+from app.db.base import table_of
 from app.privacy.models import AuditEvent
 
 

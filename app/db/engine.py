@@ -1,32 +1,13 @@
-"""Declarative base, engine construction and the embedded PostgreSQL fallback."""
+"""The database URL (DATABASE_URL or the embedded PostgreSQL) and the engine built on it."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
 
-from sqlalchemy import MetaData, Select, Table
-from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.orm import DeclarativeBase
 
 from app.config import Settings
-
-NAMING_CONVENTION = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-
-class Base(DeclarativeBase):
-    """Base of every table, with a constraint naming convention Alembic can rely on."""
-
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
 def embedded_database_url(
@@ -69,32 +50,3 @@ def make_engine(url: str, settings: Settings) -> AsyncEngine:
         pool_recycle=1800,
         hide_parameters=True,  # bound values are personal data: keep them out of error logs
     )
-
-
-def table_of(model: type[Base]) -> Table:
-    """A mapped class's Table, typed as one (Core statements are used on hot paths)."""
-    return cast(Table, model.__table__)
-
-
-@dataclass(frozen=True, slots=True)
-class Statement:
-    """A Core statement compiled for the raw asyncpg pool: SQL with $n placeholders, the
-    parameter name behind each of them, and the values fixed when the statement was built."""
-
-    sql: str
-    names: tuple[str, ...]
-    fixed: dict[str, object]
-
-    def args(self, values: dict[str, object]) -> list[object]:
-        values = self.fixed | values
-        return [values[name] for name in self.names]
-
-
-_ASYNCPG = asyncpg_dialect()
-
-
-def compile_statement(stmt: Select[Any]) -> Statement:
-    """Compile once, run many times: building and compiling cost more than running."""
-    compiled = stmt.compile(dialect=_ASYNCPG)
-    fixed = {k: v for k, v in compiled.params.items() if v is not None}
-    return Statement(str(compiled), tuple(compiled.positiontup or ()), fixed)

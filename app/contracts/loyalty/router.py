@@ -11,32 +11,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.errors import NotFound
-from app.http import parse_int
-from app.loyalty.openapi import (
-    BAD_REQUEST,
-    BODY_DOC,
-    ERRORS,
-    ITEM_BODY_DOC,
-    PATCH_BODY_DOC,
-    WRITE_ERRORS,
-    LoyaltyMemberOut,
-    LoyaltyPage,
-    Metadata,
-    UpsertResult,
-)
-from app.loyalty.repository import ListQuery
-from app.loyalty.schemas import (
-    IS_MALE_PATTERN,
-    ORDERING_PATTERN,
-    SEARCH_PATTERN,
-    metadata,
-    parse_is_male,
-    parse_ordering,
-    parse_search,
-)
-from app.loyalty.service import LoyaltyService
-from app.routers.loyalty_http import (
+from app.auth.tokens import StaffLoyaltyRead, StaffLoyaltyWrite
+from app.contracts.http import parse_int
+from app.contracts.loyalty.http import (
     FORMATS,
     PREFIX,
     LoyaltyRoute,
@@ -48,7 +25,30 @@ from app.routers.loyalty_http import (
     respond,
     response_format,
 )
-from app.security import StaffLoyaltyRead, StaffLoyaltyWrite
+from app.contracts.loyalty.openapi import (
+    BAD_REQUEST,
+    BODY_DOC,
+    ERRORS,
+    ITEM_BODY_DOC,
+    PATCH_BODY_DOC,
+    WRITE_ERRORS,
+    LoyaltyMemberOut,
+    LoyaltyPage,
+    Metadata,
+    UpsertResult,
+)
+from app.errors import NotFound
+from app.loyalty.repository import ListQuery
+from app.loyalty.schemas import (
+    IS_MALE_PATTERN,
+    ORDERING_PATTERN,
+    SEARCH_PATTERN,
+    metadata,
+    parse_is_male,
+    parse_ordering,
+    parse_search,
+)
+from app.loyalty.service import LoyaltyService
 
 PAGE_SIZE, MAX_PAGE_SIZE = 100, 1000
 

@@ -7,13 +7,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from app.config import Settings
+from app.contracts.deps import CustomersDep
+from app.contracts.http import JSON
+from app.contracts.v1.schemas import V1AddressIn, V1CustomerIn
 from app.customers.ids import parse_ulid
 from app.customers.rules import clean_changes
 from app.customers.schemas import CustomerRecord
-from app.deps import CustomersDep
 from app.errors import Invalid
-from app.http import JSON
-from app.routers.customers_v1_schemas import V1AddressIn, V1CustomerIn
 
 # v1 name → store field. Messages from the core name store fields; they are shown in v1 names.
 FIELDS = {

@@ -8,14 +8,14 @@ from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.contract import Problem, contract_route
+from app.auth.tokens import OptionalPrincipal
+from app.contracts.deps import CustomersDep, SettingsDep
+from app.contracts.http import JSON
+from app.contracts.routing import Problem, contract_route
+from app.contracts.v3.router import NOT_AUTHENTICATED, customer_of, messages, read_object
 from app.customers.rules import clean_changes
 from app.customers.schemas import CustomerRecord
-from app.deps import CustomersDep, SettingsDep
 from app.errors import Forbidden, Invalid, NotFound, Unauthenticated
-from app.http import JSON
-from app.routers.me import NOT_AUTHENTICATED, customer_of, messages, read_object
-from app.security import OptionalPrincipal
 
 
 def render(request: Request, problem: Problem) -> Response:

@@ -10,7 +10,7 @@ from fastapi import Depends, Request
 
 from app.config import Settings
 from app.customers.service import CustomerService
-from app.privacy.service import DeletionService
+from app.privacy.deletion import DeletionService
 
 
 async def _settings(request: Request) -> Settings:

@@ -31,8 +31,8 @@ from sqlalchemy import (
 )
 from sqlalchemy import table as table_clause
 
-from app.database import Database
-from app.db import compile_statement
+from app.db.compiled import compile_statement
+from app.db.database import Database
 
 WAIT_LIMIT = 10.0  # seconds a request waits for another's count
 CLAIM_TIMEOUT = 30  # seconds after which a claim is considered abandoned

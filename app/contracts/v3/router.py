@@ -7,16 +7,16 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.auth.tokens import CustomerPrincipal, Principal
 from app.config import Settings
-from app.contract import NON_FIELD, Problem, contract_route
-from app.customers import form
+from app.contracts.deps import CustomersDep, SettingsDep, customers_of
+from app.contracts.http import JSON
+from app.contracts.routing import NON_FIELD, Problem, contract_route
+from app.contracts.v3 import form
 from app.customers.rules import clean_changes
 from app.customers.schemas import CustomerRecord
 from app.customers.service import CustomerService
-from app.deps import CustomersDep, SettingsDep, customers_of
 from app.errors import Conflict, Invalid, NotFound, Unauthenticated
-from app.http import JSON
-from app.security import CustomerPrincipal, Principal
 
 NOT_AUTHENTICATED = "Customer not authenticated"
 BAD_JSON = "JSON parse error: the request body is not valid JSON."

@@ -4,7 +4,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy import text
 
-from app.http import JSON
+from app.contracts.http import JSON
 
 router = APIRouter(tags=["Operations"])
 

@@ -7,20 +7,20 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
-from app.contract import Problem, contract_route
-from app.customers.ids import customer_id_or_404, parse_ulid
-from app.customers.schemas import CustomerRecord
-from app.customers.validation import country_name
-from app.deps import CustomersDep, DeletionDep, customers_of
-from app.errors import NotFound
-from app.http import JSON, parse_int, wants_html
-from app.security import (
+from app.auth.tokens import (
     CustomerPrincipal,
     Principal,
     StaffCustomersRead,
     StaffCustomersWrite,
     staff_or_self,
 )
+from app.contracts.deps import CustomersDep, DeletionDep, customers_of
+from app.contracts.http import JSON, parse_int, wants_html
+from app.contracts.routing import Problem, contract_route
+from app.customers.ids import customer_id_or_404, parse_ulid
+from app.customers.schemas import CustomerRecord
+from app.customers.validation import country_name
+from app.errors import NotFound
 
 
 def render(request: Request, problem: Problem) -> Response:

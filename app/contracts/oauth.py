@@ -10,9 +10,9 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, StrictStr
 
 from app.auth.service import AuthService, GrantError
-from app.contract import Problem, contract_route
+from app.contracts.http import JSON
+from app.contracts.routing import Problem, contract_route
 from app.errors import Unavailable
-from app.http import JSON
 
 EMAIL_CODE_GRANT = "urn:jambo:email-code"
 

@@ -10,15 +10,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Request
 from fastapi.responses import Response
 
+from app.auth.tokens import StaffCustomersRead, StaffCustomersWrite
 from app.config import Settings
-from app.contract import NON_FIELD, Problem, contract_route
-from app.customers import search
-from app.customers.ids import customer_id_or_404
-from app.deps import CustomersDep, SettingsDep, customers_of
-from app.errors import Invalid, PreconditionFailed
-from app.http import JSON, parse_int
-from app.routers import customers_v1_translate as translate
-from app.routers.customers_v1_query import (
+from app.contracts.deps import CustomersDep, SettingsDep, customers_of
+from app.contracts.http import JSON, parse_int
+from app.contracts.routing import NON_FIELD, Problem, contract_route
+from app.contracts.v1 import translate
+from app.contracts.v1.query import (
     IF_NONE_MATCH,
     LIST_PARAMETERS,
     MAX_PAGE_SIZE,
@@ -28,15 +26,17 @@ from app.routers.customers_v1_query import (
     sort,
     timestamp,
 )
-from app.routers.customers_v1_schemas import (
+from app.contracts.v1.schemas import (
     V1Customer,
     V1CustomerEnvelope,
     V1CustomerIn,
     V1PageEnvelope,
     envelope_errors,
 )
-from app.routers.customers_v1_translate import ADDRESS, FIELDS, NAME_FIELDS, NAME_MAX
-from app.security import StaffCustomersRead, StaffCustomersWrite
+from app.contracts.v1.translate import ADDRESS, FIELDS, NAME_FIELDS, NAME_MAX
+from app.customers import search
+from app.customers.ids import customer_id_or_404
+from app.errors import Invalid, PreconditionFailed
 
 PREFIX = "/api/v1/customers"
 

@@ -13,9 +13,10 @@ from fastapi import Request
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 
-from app.contract import Problem, _read_limited, render_problem
+from app.contracts.http import JSON, wants_html
+from app.contracts.loyalty.html import browsable_page
+from app.contracts.routing import Problem, _read_limited, render_problem
 from app.errors import NotFound
-from app.http import JSON, wants_html
 from app.loyalty.schemas import (
     MAX_LENGTH,
     PARSES,
@@ -24,7 +25,6 @@ from app.loyalty.schemas import (
     render_discount,
 )
 from app.loyalty.service import BulkInvalid, TooManyItems
-from app.routers.loyalty_html import browsable_page
 
 PREFIX = "/api/v1/loyalty"
 LIST_ALLOW = "GET, POST, HEAD, OPTIONS"

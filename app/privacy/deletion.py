@@ -8,13 +8,13 @@ import uuid
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app import audit
 from app.config import Settings
 from app.customers import repository as customers
-from app.database import Database
-from app.db import table_of
+from app.db.base import table_of
+from app.db.database import Database
 from app.errors import Invalid, NotFound
 from app.mail import Mailer
-from app.privacy import audit
 from app.privacy.models import DeletionToken
 
 T = table_of(DeletionToken)
