@@ -45,3 +45,16 @@ async def test_upgrade_head_then_downgrade_base_then_upgrade_again() -> None:
         assert "customers" in await _tables(url)
     finally:
         await drop_database(base, name)
+
+
+async def test_models_declare_everything_the_migrations_create() -> None:
+    """`alembic check` on a freshly migrated database proposes nothing: autogenerate would
+    otherwise write a migration that drops live tables and indexes."""
+    base = server_url()
+    name = f"jambo_check_{os.getpid()}_{secrets.token_hex(3)}"
+    url = await create_database(base, name)
+    try:
+        await asyncio.to_thread(command.upgrade, _config(url), "head")
+        await asyncio.to_thread(command.check, _config(url))  # raises on any difference
+    finally:
+        await drop_database(base, name)

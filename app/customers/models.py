@@ -41,10 +41,33 @@ class Customer(Base):
     )
     version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
 
+    # Every index the migrations create (0001, 0002, 0004), so that autogenerate proposes
+    # no drops; the trigram indexes exist only where pg_trgm does (see migrations/env.py).
     __table_args__ = (
         Index("uq_customers_lower_email", func.lower(email), unique=True),
-        Index("ix_customers_lower_first_name", func.lower(first_name), "id"),
-        Index("ix_customers_lower_last_name", func.lower(last_name), "id"),
+        Index(
+            "ix_customers_lower_first_name",
+            func.lower(first_name),
+            "id",
+            postgresql_include=["first_name"],
+        ),
+        Index(
+            "ix_customers_lower_last_name",
+            func.lower(last_name),
+            "id",
+            postgresql_include=["last_name"],
+        ),
+        Index(
+            "ix_customers_lower_last_first_name",
+            func.lower(last_name),
+            func.lower(first_name),
+            "id",
+        ),
         Index("ix_customers_updated_at", "updated_at"),
         Index("ix_customers_address_post_code", "address_post_code"),
+        Index("ix_customers_dob_id", "dob", "id"),
+        Index("ix_customers_nationality_id", "nationality", "id"),
+        Index("ix_customers_updated_at_id", "updated_at", "id"),
+        Index("ix_customers_lower_address_city_id", func.lower(address_city), "id"),
+        Index("ix_customers_address_post_code_id", "address_post_code", "id"),
     )

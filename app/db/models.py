@@ -2,7 +2,17 @@
 
 from app.auth.models import ApiClient, EmailCode
 from app.customers.models import Customer
+from app.db.count_tables import CachedCount, TableGeneration
 from app.loyalty.models import LoyaltyMember
 from app.privacy.models import AuditEvent, DeletionToken
 
-__all__ = ["ApiClient", "AuditEvent", "Customer", "DeletionToken", "EmailCode", "LoyaltyMember"]
+__all__ = [
+    "ApiClient",
+    "AuditEvent",
+    "CachedCount",
+    "Customer",
+    "DeletionToken",
+    "EmailCode",
+    "LoyaltyMember",
+    "TableGeneration",
+]
