@@ -104,20 +104,11 @@ def clients_create(
     scope: Annotated[str, typer.Option(help="Space-separated scopes")] = "customers:read",
 ) -> None:
     """Register an API client and print its id and secret (shown only this once)."""
-    from app.auth.service import AuthService
+    from app.services import open_services
 
     async def run() -> tuple[str, str]:
-        from app.db.database import Database
-        from app.db.engine import make_engine
-        from app.mail import make_mailer
-
-        settings = get_settings()
-        engine = make_engine(resolve_database_url(settings), settings)
-        try:
-            service = AuthService(Database(engine), settings, make_mailer(settings))
-            return await service.create_client(name, scope.split())
-        finally:
-            await engine.dispose()
+        async with open_services(get_settings()) as services:
+            return await services.auth.create_client(name, scope.split())
 
     client_id, secret = asyncio.run(run())
     print(f"client_id={client_id}\nclient_secret={secret}")

@@ -14,8 +14,6 @@ from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.auth.service import AuthService
-from app.auth.tokens import TokenVerifier
 from app.config import Settings, get_settings
 from app.contracts import oauth as auth
 from app.contracts import ops as health
@@ -27,15 +25,11 @@ from app.contracts.routing import Renderer, render_problem, renderer_for_path
 from app.contracts.v1 import router as customers_v1
 from app.contracts.v3 import language
 from app.contracts.v3 import router as me
-from app.customers.service import CustomerService
-from app.db.database import Database
-from app.db.engine import make_engine, resolve_database_url
 from app.db.migrations import head_revision
 from app.logs import setup_logging
-from app.mail import make_mailer
 from app.metrics import watch_pools
 from app.middleware import ForwardedHeadersMiddleware, RequestContextMiddleware, RootPathMiddleware
-from app.privacy.deletion import DeletionService
+from app.services import open_services
 
 DESCRIPTION = """One store of customers and loyalty-programme members behind four contracts:
 **Jambo customers** (`/api/customers`, `/api/customer/…`), **Customer Management API v1**
@@ -94,27 +88,16 @@ def _documented_errors(schema: dict[str, Any]) -> dict[str, Any]:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Build the engine and services on start-up; dispose of the pool on shutdown."""
-    settings: Settings = app.state.settings
-    engine = make_engine(resolve_database_url(settings), settings)
-    db = Database(engine, settings.db_pool_size)
-    await db.open()
-    watch_pools(db)
-    mailer = make_mailer(settings)
-    app.state.db = db
-    app.state.mailer = mailer
-    app.state.verifier = TokenVerifier(settings)
-    app.state.customers = CustomerService(db, settings)
-    app.state.deletion = DeletionService(db, settings, mailer)
-    app.state.auth = AuthService(db, settings, mailer)
-    app.state.head_revision = head_revision()
-    # Everything built so far lives as long as the process: keep it out of the collector's
-    # full passes, which otherwise stall the event loop for milliseconds under load.
-    gc.freeze()
-    try:
+    """Build the engine and services on start-up; dispose of the pools on shutdown."""
+    async with open_services(app.state.settings) as services:
+        await services.db.open()
+        watch_pools(services.db)
+        app.state.services = services
+        app.state.head_revision = head_revision()
+        # Everything built so far lives as long as the process: keep it out of the
+        # collector's full passes, which otherwise stall the event loop under load.
+        gc.freeze()
         yield
-    finally:
-        await db.close()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -106,7 +106,7 @@ def mint_token(
 
 
 def _verifier(request: Request) -> TokenVerifier:
-    verifier: TokenVerifier = request.app.state.verifier
+    verifier: TokenVerifier = request.app.state.services.verifier
     return verifier
 
 

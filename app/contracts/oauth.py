@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, StrictStr
 
 from app.auth.service import AuthService, GrantError
+from app.contracts.deps import services
 from app.contracts.http import JSON
 from app.contracts.routing import Problem, contract_route
 from app.errors import Unavailable
@@ -92,8 +93,7 @@ GRANTS: dict[str, Any] = {
 
 
 def _service(request: Request) -> AuthService:
-    service: AuthService = request.app.state.auth
-    return service
+    return services(request).auth
 
 
 def _basic(request: Request) -> tuple[str, str] | None:

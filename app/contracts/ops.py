@@ -4,6 +4,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy import text
 
+from app.contracts.deps import services
 from app.contracts.http import JSON
 
 router = APIRouter(tags=["Operations"])
@@ -29,7 +30,7 @@ async def healthz() -> Response:
 async def readyz(request: Request) -> Response:
     expected = request.app.state.head_revision
     try:
-        async with request.app.state.db.autocommit() as conn:
+        async with services(request).db.autocommit() as conn:
             current = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
     except Exception:  # noqa: BLE001 - any failure means "not ready"
         return JSON({"status": "unavailable", "database": "unreachable"}, status_code=503)

@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from app.config import Settings
+from app.config import get_settings
 from app.errors import DomainError
 from app.loyalty.schemas import FIELDS, REQUIRED, render_discount
 from app.loyalty.service import LoyaltyService
@@ -36,15 +36,10 @@ class ImportReport:
 
 @asynccontextmanager
 async def _service() -> AsyncIterator[LoyaltyService]:
-    from app.db.database import Database
-    from app.db.engine import make_engine, resolve_database_url
+    from app.services import open_services
 
-    settings = Settings()
-    engine = make_engine(resolve_database_url(settings), settings)
-    try:
-        yield LoyaltyService(Database(engine), settings)
-    finally:
-        await engine.dispose()
+    async with open_services(get_settings()) as services:
+        yield services.loyalty
 
 
 class MissingColumns(ValueError):

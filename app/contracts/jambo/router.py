@@ -14,7 +14,7 @@ from app.auth.tokens import (
     StaffCustomersWrite,
     staff_or_self,
 )
-from app.contracts.deps import CustomersDep, DeletionDep, customers_of
+from app.contracts.deps import CustomersDep, DeletionDep, services
 from app.contracts.http import JSON, parse_int, wants_html
 from app.contracts.routing import Problem, contract_route
 from app.customers.ids import customer_id_or_404, parse_ulid
@@ -177,7 +177,7 @@ async def list_customers(
     size = PAGE_SIZE if size is None or size < 1 else min(size, MAX_PAGE_SIZE)
     if number is None or number < 1:
         return JSON({"detail": "Invalid page."}, status_code=404)
-    total, records = await customers_of(request).page((number - 1) * size, size)
+    total, records = await services(request).customers.page((number - 1) * size, size)
     if not records and number > 1:
         return JSON({"detail": "Invalid page."}, status_code=404)
 
@@ -216,7 +216,7 @@ async def update_self(
 async def get_customer(
     request: Request, customer_ulid: CustomerUlid, principal: SelfOrStaffRead
 ) -> Response:
-    customers = customers_of(request)  # a hot read: one dependency fewer
+    customers = services(request).customers  # a hot read: one dependency fewer
     if principal.is_customer:
         own = await customers.for_token(principal.sub)
         if own.ulid != customer_ulid.upper():

@@ -12,6 +12,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.auth.tokens import StaffLoyaltyRead, StaffLoyaltyWrite
+from app.contracts.deps import services
 from app.contracts.http import parse_int
 from app.contracts.loyalty.http import (
     FORMATS,
@@ -56,7 +57,7 @@ router = APIRouter(tags=["Loyalty register"], route_class=LoyaltyRoute)
 
 
 async def _service(request: Request) -> LoyaltyService:
-    return LoyaltyService(request.app.state.db, request.app.state.settings)
+    return services(request).loyalty
 
 
 ServiceDep = Annotated[LoyaltyService, Depends(_service)]

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.auth.tokens import CustomerPrincipal, Principal
 from app.config import Settings
-from app.contracts.deps import CustomersDep, SettingsDep, customers_of
+from app.contracts.deps import CustomersDep, SettingsDep, services
 from app.contracts.http import JSON
 from app.contracts.routing import NON_FIELD, Problem, contract_route
 from app.contracts.v3 import form
@@ -49,7 +49,7 @@ async def customer_of(principal: Principal, customers: CustomerService) -> Custo
 
 async def current_customer(request: Request, principal: CustomerPrincipal) -> CustomerRecord:
     """The calling customer's record (customer tokens only: staff get 403)."""
-    return await customer_of(principal, customers_of(request))
+    return await customer_of(principal, services(request).customers)
 
 
 CurrentCustomer = Annotated[CustomerRecord, Depends(current_customer)]

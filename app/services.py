@@ -1,0 +1,51 @@
+"""Everything a process builds once: the database handle and the services on it.
+
+The application's lifespan and every CLI command open them the same way, here.
+"""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from app.auth.service import AuthService
+from app.auth.tokens import TokenVerifier
+from app.config import Settings
+from app.customers.service import CustomerService
+from app.db.database import Database
+from app.db.engine import make_engine, resolve_database_url
+from app.loyalty.service import LoyaltyService
+from app.mail import make_mailer
+from app.privacy.deletion import DeletionService
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """The services of one process, over one database handle."""
+
+    settings: Settings
+    db: Database
+    verifier: TokenVerifier
+    customers: CustomerService
+    loyalty: LoyaltyService
+    deletion: DeletionService
+    auth: AuthService
+
+
+@asynccontextmanager
+async def open_services(settings: Settings) -> AsyncIterator[Services]:
+    """Build the engine, the database handle and every service; close the pools at the end."""
+    engine = make_engine(resolve_database_url(settings), settings)
+    db = Database(engine, settings.db_pool_size)
+    mailer = make_mailer(settings)
+    try:
+        yield Services(
+            settings=settings,
+            db=db,
+            verifier=TokenVerifier(settings),
+            customers=CustomerService(db, settings),
+            loyalty=LoyaltyService(db, settings),
+            deletion=DeletionService(db, settings, mailer),
+            auth=AuthService(db, settings, mailer),
+        )
+    finally:
+        await db.close()
