@@ -7,9 +7,11 @@ from typing import Any
 from app import audit
 from app.config import Settings
 from app.customers import repository as repo
+from app.customers import search
 from app.customers.ids import new_id, parse_ulid
 from app.customers.rules import clean_changes
 from app.customers.schemas import CustomerRecord
+from app.customers.search import CustomerFilter, Page, SortKey
 from app.db.database import Database
 from app.errors import NotFound, PreconditionFailed, Unauthenticated
 
@@ -68,6 +70,17 @@ class CustomerService:
                     raise PreconditionFailed("The customer was changed by someone else.")
                 raise NotFound("Customer not found.")
             await audit.record(conn, "customer.deleted", customer_id, actor)
+
+    def check(self, raw: Mapping[str, Any], *, creating: bool = False) -> dict[str, Any]:
+        """Validate changes without saving them: the clean values, or Invalid with every
+        finding (for contracts that report their own rules and the core's together)."""
+        return clean_changes(raw, self.settings, creating=creating)
+
+    async def find(
+        self, criteria: CustomerFilter, order: Sequence[SortKey], offset: int, limit: int
+    ) -> Page:
+        """One page of the customers matching `criteria`, with the total."""
+        return await search.find(self.db, criteria, order, offset, limit)
 
     async def page(self, offset: int, limit: int) -> tuple[int, Sequence[CustomerRecord]]:
         """Customers in creation order, with the total count."""

@@ -11,8 +11,7 @@ from fastapi import APIRouter, Header, Path, Request
 from fastapi.responses import Response
 
 from app.auth.tokens import StaffCustomersRead, StaffCustomersWrite
-from app.config import Settings
-from app.contracts.deps import CustomersDep, SettingsDep, services
+from app.contracts.deps import CustomersDep, services
 from app.contracts.http import JSON, parse_int
 from app.contracts.routing import NON_FIELD, Problem, contract_route
 from app.contracts.v1 import translate
@@ -168,7 +167,7 @@ async def list_customers(request: Request, _: StaffCustomersRead) -> Response:
     order = sort(errors, sort_by)
     if errors or number is None or size is None:
         raise Invalid(errors)
-    found = await search.find(services(request).db, criteria, order, number * size, size)
+    found = await services(request).customers.find(criteria, order, number * size, size)
     pages = -(-found.total // size)
     data = {
         "pageSize": size,
@@ -193,11 +192,10 @@ async def create_customer(
     request: Request,
     body: V1CustomerIn,
     customers: CustomersDep,
-    settings: SettingsDep,
     _: StaffCustomersWrite,
 ) -> Response:
     changes = {k: v for k, v in translate.replacement(body).items() if v is not None}
-    translate.check_names(changes, settings, creating=True)
+    translate.check_names(changes, customers, creating=True)
     record = await customers.create(changes)
     response = translate.resource(record, 201, envelope=True)
     response.headers["Content-Location"] = (
@@ -234,10 +232,9 @@ async def _update(
     changes: dict[str, Any],
     if_match: str | None,
     customers: CustomersDep,
-    settings: Settings,
 ) -> Response:
     uid = customer_id_or_404(customer_id)
-    translate.check_names(changes, settings)
+    translate.check_names(changes, customers)
     expected = await translate.expected_version(if_match, uid, customers)
     if not changes:  # an empty merge patch changes nothing, not even the ETag
         record = await customers.get(uid)
@@ -257,11 +254,10 @@ async def replace_customer(
     customer_id: CustomerUlid,
     body: V1CustomerIn,
     customers: CustomersDep,
-    settings: SettingsDep,
     _: StaffCustomersWrite,
     if_match: IfMatch = None,
 ) -> Response:
-    return await _update(customer_id, translate.replacement(body), if_match, customers, settings)
+    return await _update(customer_id, translate.replacement(body), if_match, customers)
 
 
 @router.patch(
@@ -284,11 +280,10 @@ async def patch_customer(
     customer_id: CustomerUlid,
     body: V1CustomerIn,
     customers: CustomersDep,
-    settings: SettingsDep,
     _: StaffCustomersWrite,
     if_match: IfMatch = None,
 ) -> Response:
-    return await _update(customer_id, translate.merge_patch(body), if_match, customers, settings)
+    return await _update(customer_id, translate.merge_patch(body), if_match, customers)
 
 
 @router.delete(

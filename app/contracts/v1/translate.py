@@ -6,13 +6,12 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from app.config import Settings
 from app.contracts.deps import CustomersDep
 from app.contracts.http import JSON
 from app.contracts.v1.schemas import V1AddressIn, V1CustomerIn
 from app.customers.ids import parse_ulid
-from app.customers.rules import clean_changes
 from app.customers.schemas import CustomerRecord
+from app.customers.service import CustomerService
 from app.errors import Invalid
 
 # v1 name → store field. Messages from the core name store fields; they are shown in v1 names.
@@ -84,7 +83,9 @@ def merge_patch(body: V1CustomerIn) -> dict[str, Any]:
     return changes
 
 
-def check_names(changes: Mapping[str, Any], settings: Settings, *, creating: bool = False) -> None:
+def check_names(
+    changes: Mapping[str, Any], customers: CustomerService, *, creating: bool = False
+) -> None:
     """This contract's own rule (names ≤ 30); reported together with the core's findings."""
     errors = {
         name: [f"Ensure this field has no more than {NAME_MAX} characters."]
@@ -94,7 +95,7 @@ def check_names(changes: Mapping[str, Any], settings: Settings, *, creating: boo
     if not errors:
         return
     try:
-        clean_changes(changes, settings, creating=creating)  # only to list its errors too
+        customers.check(changes, creating=creating)  # only to list its errors too
     except Invalid as exc:
         errors = exc.errors | errors
     raise Invalid(errors)

@@ -13,7 +13,6 @@ from app.contracts.deps import CustomersDep, SettingsDep
 from app.contracts.http import JSON
 from app.contracts.routing import Problem, contract_route
 from app.contracts.v3.router import NOT_AUTHENTICATED, customer_of, messages, read_object
-from app.customers.rules import clean_changes
 from app.customers.schemas import CustomerRecord
 from app.errors import Forbidden, Invalid, NotFound, Unauthenticated
 
@@ -174,15 +173,13 @@ async def get_language(
     },
     summary="Change the customer's preferred language (anonymous: echoed, nothing saved)",
 )
-async def set_language(
-    request: Request, customer: Caller, customers: CustomersDep, settings: SettingsDep
-) -> Response:
+async def set_language(request: Request, customer: Caller, customers: CustomersDep) -> Response:
     body = await read_object(request) or {}
     value = body.get("language")
     if value is None or (isinstance(value, str) and not value.strip()):
         raise Invalid({"language": ["A language code is required."]})
     if customer is None:
-        code = clean_changes({"language": value}, settings)["language"]
+        code = customers.check({"language": value})["language"]
     else:
         try:
             code = (await customers.update(customer.id, {"language": value})).language

@@ -13,7 +13,6 @@ from app.contracts.deps import CustomersDep, SettingsDep, services
 from app.contracts.http import JSON
 from app.contracts.routing import NON_FIELD, Problem, contract_route
 from app.contracts.v3 import form
-from app.customers.rules import clean_changes
 from app.customers.schemas import CustomerRecord
 from app.customers.service import CustomerService
 from app.errors import Conflict, Invalid, NotFound, Unauthenticated
@@ -253,7 +252,7 @@ async def post_form(
     if sub.errors or sub.unknown:
         errors = dict(sub.errors)
         try:  # the core's rules still check the rest: every message at once
-            clean_changes(sub.changes, settings)
+            customers.check(sub.changes)
         except Invalid as exc:
             for name, msgs in form.errors_by_v3_name(exc.errors).items():
                 errors.setdefault(name, msgs)
