@@ -1,6 +1,34 @@
 """Domain errors. They carry no HTTP: each contract maps them to its own format."""
 
 
+class Message(str):
+    """A message fit to show a client, with a stable `code` (and the rule's parameters): the
+    text is the core's default wording; a contract that words it otherwise goes by the code
+    (`required`, `blank`, `too_long`, `invalid_email`, …), never by the English text."""
+
+    code: str
+    params: dict[str, object]
+
+    def __new__(cls, text: str, code: str = "invalid", **params: object) -> "Message":
+        message = super().__new__(cls, text)
+        message.code = code
+        message.params = params
+        return message
+
+
+def code_of(message: str) -> str:
+    """The code of a message (`invalid` for plain text)."""
+    return message.code if isinstance(message, Message) else "invalid"
+
+
+class FieldError(ValueError):
+    """One value failed one rule; `message` says which, with its code."""
+
+    def __init__(self, text: str, code: str = "invalid", **params: object) -> None:
+        super().__init__(text)
+        self.message = Message(text, code, **params)
+
+
 class DomainError(Exception):
     """Base of every error the service layer raises on purpose."""
 

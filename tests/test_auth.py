@@ -29,7 +29,7 @@ def basic(user: str, password: str) -> dict[str, str]:
 @pytest.fixture
 async def api_client(app: Any, client: httpx.AsyncClient) -> tuple[str, str]:
     """A registered client with customers:read and customers:write."""
-    client_id, secret = await app.state.auth.create_client(
+    client_id, secret = await app.state.services.auth.create_client(
         "shop frontend", ["customers:read", "customers:write"]
     )
     return client_id, secret

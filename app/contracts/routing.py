@@ -19,6 +19,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import errors
+from app.errors import Message
 
 log = logging.getLogger("jambo.errors")
 
@@ -64,18 +65,23 @@ class Problem:
 Renderer = Callable[[Request, Problem], Response]
 
 
-def _pydantic_message(err: dict[str, Any]) -> str:
+def _pydantic_message(err: dict[str, Any]) -> Message:
     kind = err.get("type", "")
     ctx = err.get("ctx") or {}
     if kind == "missing":
-        return "This field is required."
+        return Message("This field is required.", "required")
     if kind == "string_too_long":
-        return f"Ensure this field has no more than {ctx.get('max_length')} characters."
+        limit = ctx.get("max_length")
+        return Message(
+            f"Ensure this field has no more than {limit} characters.", "too_long", max_length=limit
+        )
     if kind == "json_invalid":
-        return "JSON parse error: the request body is not valid JSON."
+        return Message("JSON parse error: the request body is not valid JSON.", "invalid_json")
     if kind in ("string_type", "str_type"):
-        return "Not a valid string."
-    return str(err.get("msg", "Invalid value."))
+        return Message("Not a valid string.", "not_string")
+    if kind in ("model_attributes_type", "dict_type", "model_type"):
+        return Message(str(err.get("msg", "Invalid value.")), "not_object")
+    return Message(str(err.get("msg", "Invalid value.")))
 
 
 def validation_fields(exc: RequestValidationError) -> dict[str, list[str]]:

@@ -5,7 +5,7 @@ from typing import Any
 
 from app.config import Settings
 from app.customers import validation as v
-from app.errors import Invalid
+from app.errors import FieldError, Invalid, Message
 
 REQUIRED_IN_STORE = ("first_name", "last_name")
 
@@ -58,17 +58,17 @@ def clean_changes(
     for name, value in raw.items():
         rule = RULES.get(name)
         if rule is None:
-            errors[name] = ["Unknown field."]
+            errors[name] = [Message("Unknown field.", "unknown_field")]
             continue
         try:
             clean[name] = rule(value, settings)
-        except v.FieldError as exc:
-            errors[name] = [str(exc)]
+        except FieldError as exc:
+            errors[name] = [exc.message]
     for name in REQUIRED_IN_STORE:
         if name in errors:
             continue
         if (creating or name in clean) and clean.get(name) is None:
-            errors[name] = ["This field is required."]
+            errors[name] = [Message("This field is required.", "required")]
     if "language" in clean and clean["language"] is None:
         clean["language"] = "en"
     if errors:

@@ -9,32 +9,34 @@ import phonenumbers
 import pycountry
 from email_validator import EmailNotValidError, validate_email
 
+from app.errors import FieldError
+
 MIN_DOB = dt.date(1900, 1, 1)
 NAME_MAX = 100
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")  # + lone surrogates
-
-
-class FieldError(ValueError):
-    """A value failed one rule; the message is fit to show to a client."""
 
 
 def clean_text(value: object, *, max_length: int, required: bool = False) -> str | None:
     """Strip a string, refuse control characters (PostgreSQL rejects NUL) and overlong input."""
     if value is None:
         if required:
-            raise FieldError("This field is required.")
+            raise FieldError("This field is required.", "required")
         return None
     if not isinstance(value, str):
-        raise FieldError("Not a valid string.")
+        raise FieldError("Not a valid string.", "not_string")
     value = value.strip()
     if _CONTROL.search(value):
-        raise FieldError("Control characters are not allowed.")
+        raise FieldError("Control characters are not allowed.", "control_characters")
     if not value:
         if required:
-            raise FieldError("This field may not be blank.")
+            raise FieldError("This field may not be blank.", "blank")
         return None
     if len(value) > max_length:
-        raise FieldError(f"Ensure this field has no more than {max_length} characters.")
+        raise FieldError(
+            f"Ensure this field has no more than {max_length} characters.",
+            "too_long",
+            max_length=max_length,
+        )
     return value
 
 
@@ -43,7 +45,7 @@ def normalize_email(value: str) -> str:
     try:
         return validate_email(value, check_deliverability=False).normalized
     except EmailNotValidError as exc:
-        raise FieldError("Enter a valid email address.") from exc
+        raise FieldError("Enter a valid email address.", "invalid_email") from exc
 
 
 def normalize_phone(value: str, region: str) -> str:
@@ -61,7 +63,7 @@ def normalize_phone(value: str, region: str) -> str:
             continue
         if phonenumbers.is_valid_number(number):
             return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    raise FieldError("Enter a valid phone number.")
+    raise FieldError("Enter a valid phone number.", "invalid_phone")
 
 
 # English names in everyday use that ISO 3166 spells otherwise (or no longer lists).
@@ -145,7 +147,9 @@ def country_code(value: str) -> str:
     for candidate in (_plain(text), _plain(text.split("(")[0])):
         if candidate in names:
             return names[candidate]
-    raise FieldError("Enter a valid country: an ISO 3166-1 code or English name.")
+    raise FieldError(
+        "Enter a valid country: an ISO 3166-1 code or English name.", "invalid_country"
+    )
 
 
 @lru_cache(maxsize=512)
@@ -159,23 +163,29 @@ def country_name(code: str | None) -> str | None:
     return str(getattr(country, "common_name", None) or country.name)
 
 
+def _bad_date() -> FieldError:
+    return FieldError("Enter a valid date in the format YYYY-MM-DD.", "invalid_date")
+
+
 def parse_dob(value: object, today: dt.date | None = None) -> dt.date:
     """A date of birth: ISO `YYYY-MM-DD`, not in the future, not before 1900-01-01."""
     if isinstance(value, dt.datetime):
-        raise FieldError("Enter a valid date in the format YYYY-MM-DD.")
+        raise _bad_date()
     if isinstance(value, dt.date):
         day = value
     elif isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
         try:
             day = dt.date.fromisoformat(value.strip())
         except ValueError as exc:
-            raise FieldError("Enter a valid date in the format YYYY-MM-DD.") from exc
+            raise FieldError(
+                "Enter a valid date in the format YYYY-MM-DD.", "invalid_date"
+            ) from exc
     else:
-        raise FieldError("Enter a valid date in the format YYYY-MM-DD.")
+        raise _bad_date()
     if day > (today or dt.date.today()):
-        raise FieldError("Date of birth cannot be in the future.")
+        raise FieldError("Date of birth cannot be in the future.", "date_in_future")
     if day < MIN_DOB:
-        raise FieldError("Date of birth cannot be before 1900-01-01.")
+        raise FieldError("Date of birth cannot be before 1900-01-01.", "date_too_early")
     return day
 
 
@@ -183,5 +193,9 @@ def check_language(value: str, supported: list[str]) -> str:
     """A language code from the supported list (case-insensitive)."""
     code = value.strip().lower()
     if code not in supported:
-        raise FieldError(f"Unsupported language; choose one of: {', '.join(supported)}.")
+        raise FieldError(
+            f"Unsupported language; choose one of: {', '.join(supported)}.",
+            "unsupported_language",
+            choices=supported,
+        )
     return code

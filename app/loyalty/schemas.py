@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from app.errors import Invalid
+from app.errors import FieldError, Invalid
 
 # Input field names in the order DRF reports their errors (the serializer's field order).
 FIELDS = ("loyalty_id", "cardno", "discount", "client_name", "client_birthday", "is_male")
@@ -60,10 +60,6 @@ class MemberRecord:
     @classmethod
     def from_row(cls, row: Any) -> MemberRecord:
         return cls(*(row[i] for i in range(6)))
-
-
-class FieldError(ValueError):
-    """One field's message."""
 
 
 def expected_dict(value: object) -> dict[str, list[str]]:
@@ -200,7 +196,7 @@ def parse_item(
         try:
             values[field] = _clean(field, value)
         except FieldError as exc:
-            errors[field] = [str(exc)]
+            errors[field] = [exc.message]
     return ({}, errors) if errors else (values, {})
 
 

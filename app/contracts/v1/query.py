@@ -5,7 +5,8 @@ import re
 from typing import Any
 
 from app.customers.search import SortKey
-from app.customers.validation import FieldError, clean_text
+from app.customers.validation import clean_text
+from app.errors import FieldError
 
 # Sortable v1 names → search sort keys.
 SORTABLE = {
@@ -27,7 +28,7 @@ def filter_text(errors: dict[str, list[str]], name: str, value: str | None) -> s
     try:
         return clean_text(value, max_length=FILTER_MAX)
     except FieldError as exc:
-        errors[name] = [str(exc)]
+        errors[name] = [exc.message]
         return None
 
 

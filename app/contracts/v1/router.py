@@ -4,7 +4,6 @@ A thin adapter: it maps v1 names onto store fields, checks the one rule of its o
 1–30 characters), and leaves every other rule to the core (`CustomerService` → `clean_changes`).
 """
 
-import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Request
@@ -35,7 +34,7 @@ from app.contracts.v1.schemas import (
 from app.contracts.v1.translate import ADDRESS, FIELDS, NAME_FIELDS, NAME_MAX
 from app.customers import search
 from app.customers.ids import customer_id_or_404
-from app.errors import Invalid, PreconditionFailed
+from app.errors import Invalid, Message, PreconditionFailed, code_of
 
 PREFIX = "/api/v1/customers"
 
@@ -56,43 +55,41 @@ STATUS_MESSAGES = {
     500: "An internal server error has occured processing your request",  # sic, as documented
 }
 # Core (and request-parsing) messages → this contract's phrasing after the quoted field name.
+# The core's messages in this contract's words, by code (the core's text is never matched).
 PHRASES = {
-    "This field is required.": "is required",
-    "This field may not be blank.": "must not be blank",
-    "Not a valid string.": "must be a string",
-    "Control characters are not allowed.": "must not contain control characters",
-    "Enter a valid email address.": "must be a valid email address",
-    "Enter a valid phone number.": "must be a valid phone number",
-    "Enter a valid date in the format YYYY-MM-DD.": "must be a date in the format YYYY-MM-DD",
-    "Date of birth cannot be in the future.": "must not be in the future",
-    "Date of birth cannot be before 1900-01-01.": "must not be before 1900-01-01",
-    "Enter a valid country: an ISO 3166-1 code or English name.": (
-        "must be an ISO 3166-1 country code or English country name"
-    ),
-    "Input should be a valid dictionary or object to extract fields from": "must be an object",
-    "Unknown field.": "is not a known field",
+    "required": "is required",
+    "blank": "must not be blank",
+    "not_string": "must be a string",
+    "control_characters": "must not contain control characters",
+    "invalid_email": "must be a valid email address",
+    "invalid_phone": "must be a valid phone number",
+    "invalid_date": "must be a date in the format YYYY-MM-DD",
+    "date_in_future": "must not be in the future",
+    "date_too_early": "must not be before 1900-01-01",
+    "invalid_country": "must be an ISO 3166-1 country code or English country name",
+    "not_object": "must be an object",
+    "unknown_field": "is not a known field",
 }
-_TOO_LONG = re.compile(r"Ensure this field has no more than (\d+) characters\.")
 _NAME_RANGE = f"must be between 1 and {NAME_MAX} characters"
 
 
 def _message(field: str, text: str) -> str:
     """One 400 message in the seed's style: `'firstName' must be between 1 and 30 characters`."""
+    code = code_of(text)
     if field == NON_FIELD:
-        if text == "This field is required.":
+        if code == "required":
             return "A JSON object is required as the request body"
-        if text in PHRASES:
+        if code in PHRASES:
             return "The request body must be a JSON object sent as application/json"
         return text
     name = V1_NAME.get(field, field)
-    too_long = _TOO_LONG.fullmatch(text)
     if field in NAME_FIELDS or FIELDS.get(name) in NAME_FIELDS:
-        if too_long or text in ("This field is required.", "This field may not be blank."):
+        if code in ("too_long", "required", "blank"):
             return f"'{name}' {_NAME_RANGE}"
-    if too_long:
-        return f"'{name}' must be at most {too_long.group(1)} characters"
-    if text in PHRASES:
-        return f"'{name}' {PHRASES[text]}"
+    if code == "too_long" and isinstance(text, Message):
+        return f"'{name}' must be at most {text.params['max_length']} characters"
+    if code in PHRASES:
+        return f"'{name}' {PHRASES[code]}"
     if text[:1].islower():  # already phrased by this contract
         return f"'{name}' {text}"
     return f"'{name}': {text}"

@@ -12,7 +12,7 @@ from app.contracts.v1.schemas import V1AddressIn, V1CustomerIn
 from app.customers.ids import parse_ulid
 from app.customers.schemas import CustomerRecord
 from app.customers.service import CustomerService
-from app.errors import Invalid
+from app.errors import Invalid, Message
 
 # v1 name → store field. Messages from the core name store fields; they are shown in v1 names.
 FIELDS = {
@@ -87,8 +87,14 @@ def check_names(
     changes: Mapping[str, Any], customers: CustomerService, *, creating: bool = False
 ) -> None:
     """This contract's own rule (names ≤ 30); reported together with the core's findings."""
-    errors = {
-        name: [f"Ensure this field has no more than {NAME_MAX} characters."]
+    errors: dict[str, list[str]] = {
+        name: [
+            Message(
+                f"Ensure this field has no more than {NAME_MAX} characters.",
+                "too_long",
+                max_length=NAME_MAX,
+            )
+        ]
         for name in NAME_FIELDS
         if isinstance(changes.get(name), str) and len(changes[name].strip()) > NAME_MAX
     }
