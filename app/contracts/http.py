@@ -34,3 +34,19 @@ def parse_int(value: str | None, default: int) -> int | None:
     if not _INTEGER.fullmatch(value) or len(value) > 9:
         return None
     return int(value)
+
+
+# DRF-style page-number paging, shared by the Jambo list and the loyalty register.
+INVALID_PAGE = {"detail": "Invalid page."}
+
+
+def clamp_page_size(value: str | None, default: int, maximum: int) -> int:
+    """A page size: the default when absent, malformed or below 1; capped at the maximum."""
+    size = parse_int(value, default)
+    return default if size is None or size < 1 else min(size, maximum)
+
+
+def page_number(value: str | None) -> int | None:
+    """A 1-based page number (1 when absent); None when malformed or below 1."""
+    number = parse_int(value, 1)
+    return number if number is not None and number >= 1 else None

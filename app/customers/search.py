@@ -19,6 +19,7 @@ from app.customers.schemas import CustomerRecord
 from app.db.compiled import Statement, compile_statement
 from app.db.count_cache import cache_key, cached_count, cached_total_column
 from app.db.database import Database
+from app.db.patterns import LIKE_ESCAPE, contains
 
 _RECORD_WIDTH = len(COLUMNS)
 
@@ -66,11 +67,6 @@ class Page:
     customers: Sequence[CustomerRecord]
 
 
-def _escape_like(text: str) -> str:
-    """A literal substring for LIKE: its own %, _ and backslash match only themselves."""
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 _SUBSTRING_FIELDS = ("address_line1", "address_line2", "address_city")
 
 
@@ -83,7 +79,7 @@ def parameters(f: CustomerFilter) -> dict[str, object]:
         values["last_name"] = f.last_name
     for field in _SUBSTRING_FIELDS:
         for i, needle in enumerate(getattr(f, field)):
-            values[f"{field}__{i}"] = f"%{_escape_like(needle)}%"
+            values[f"{field}__{i}"] = contains(needle)
     for i, code in enumerate(f.address_post_code):
         values[f"address_post_code__{i}"] = code
     if f.updated_since is not None:
@@ -101,7 +97,9 @@ def conditions(names: Sequence[str]) -> list[ColumnElement[bool]]:
         needles = [n for n in names if n.startswith(field + "__")]
         if needles:
             # Plain ILIKE on the column (not lower(column) LIKE …) so pg_trgm indexes serve it.
-            terms.append(or_(*(T.c[field].ilike(bindparam(n), escape="\\") for n in needles)))
+            terms.append(
+                or_(*(T.c[field].ilike(bindparam(n), escape=LIKE_ESCAPE) for n in needles))
+            )
     codes = [n for n in names if n.startswith("address_post_code__")]
     if codes:  # exact, any of them
         terms.append(T.c.address_post_code.in_([bindparam(n) for n in codes]))

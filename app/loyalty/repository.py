@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.base import table_of
+from app.db.patterns import LIKE_ESCAPE, contains
 from app.errors import Invalid
 from app.loyalty.models import LoyaltyMember
 from app.loyalty.schemas import FIELDS, ORDERING_FIELDS, TAKEN_MSG, MemberRecord
@@ -63,18 +64,13 @@ class ListQuery:
     ordering: tuple[str, ...] = ()
 
 
-def _like(term: str) -> str:
-    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def _filtered(query: ListQuery, stmt: Select[Any]) -> Select[Any]:
     if query.search:
-        pattern = _like(query.search)
+        pattern = contains(query.search)
         stmt = stmt.where(
             or_(
-                T.c.client_name.ilike(pattern, escape="\\"),
-                T.c.cardno.ilike(pattern, escape="\\"),
+                T.c.client_name.ilike(pattern, escape=LIKE_ESCAPE),
+                T.c.cardno.ilike(pattern, escape=LIKE_ESCAPE),
             )
         )
     if query.is_male is not None:

@@ -15,7 +15,7 @@ from app.auth.tokens import (
     staff_or_self,
 )
 from app.contracts.deps import CustomersDep, DeletionDep, services
-from app.contracts.http import JSON, parse_int, wants_html
+from app.contracts.http import INVALID_PAGE, JSON, clamp_page_size, page_number, wants_html
 from app.contracts.routing import Problem, contract_route
 from app.customers.ids import customer_id_or_404, parse_ulid
 from app.customers.schemas import CustomerRecord
@@ -172,14 +172,13 @@ async def list_customers(
         str | None, Query(description=f"Default {PAGE_SIZE}, max {MAX_PAGE_SIZE}")
     ] = None,
 ) -> Response:
-    number = parse_int(page, 1)
-    size = parse_int(page_size, PAGE_SIZE)
-    size = PAGE_SIZE if size is None or size < 1 else min(size, MAX_PAGE_SIZE)
-    if number is None or number < 1:
-        return JSON({"detail": "Invalid page."}, status_code=404)
+    number = page_number(page)
+    size = clamp_page_size(page_size, PAGE_SIZE, MAX_PAGE_SIZE)
+    if number is None:
+        return JSON(INVALID_PAGE, status_code=404)
     total, records = await services(request).customers.page((number - 1) * size, size)
     if not records and number > 1:
-        return JSON({"detail": "Invalid page."}, status_code=404)
+        return JSON(INVALID_PAGE, status_code=404)
 
     def link(n: int) -> str:
         return str(request.url.include_query_params(page=n, page_size=size))

@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.auth.tokens import StaffLoyaltyRead, StaffLoyaltyWrite
 from app.contracts.deps import services
-from app.contracts.http import parse_int
+from app.contracts.http import INVALID_PAGE, clamp_page_size, page_number
 from app.contracts.loyalty.http import (
     FORMATS,
     PREFIX,
@@ -64,8 +64,6 @@ ServiceDep = Annotated[LoyaltyService, Depends(_service)]
 
 
 # ----------------------------------------------------------------------------- list
-
-INVALID_PAGE = {"detail": "Invalid page."}
 
 
 def documented_query(description: str, alias: str | None = None, **schema: Any) -> Any:
@@ -118,8 +116,7 @@ async def list_members(
         documented_query("json or api; blank: by Accept", alias="format", enum=[*FORMATS, ""]),
     ] = None,
 ) -> Response:
-    size = parse_int(page_size, PAGE_SIZE)
-    size = PAGE_SIZE if size is None or size < 1 else min(size, MAX_PAGE_SIZE)
+    size = clamp_page_size(page_size, PAGE_SIZE, MAX_PAGE_SIZE)
     query = ListQuery(
         0, size, parse_search(search), parse_is_male(is_male), parse_ordering(ordering)
     )
@@ -127,8 +124,8 @@ async def list_members(
         total, _rows = await service.page(replace(query, limit=0))
         number: int | None = max(1, -(-total // size))
     else:
-        number = parse_int(page, 1)
-    if number is None or number < 1:
+        number = page_number(page)
+    if number is None:
         return respond(request, INVALID_PAGE, 404)
     total, records = await service.page(replace(query, offset=(number - 1) * size))
     if number > 1 and not records:
