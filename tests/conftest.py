@@ -197,7 +197,7 @@ def make_token(
     *,
     secret: str = JWT_SECRET,
     algorithm: str = "HS256",
-    exp_delta: int = 600,
+    exp_delta: int = 6 * 3600,  # module-level tokens outlive a slow run of the whole suite
     **overrides: Any,
 ) -> str:
     """Mint a real token the way an identity provider would."""
