@@ -150,7 +150,10 @@ def render_problem(request: Request, exc: Exception, render: Renderer) -> Respon
     return response
 
 
-async def _read_limited(request: Request, limit: int) -> None:
+WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+async def read_limited(request: Request, limit: int) -> None:
     """Read the body once, refusing more than `limit` bytes even without Content-Length."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -165,8 +168,26 @@ async def _read_limited(request: Request, limit: int) -> None:
     request._body = b"".join(chunks)  # Starlette serves later .body()/.json() from this
 
 
-def contract_route(render: Renderer) -> type[APIRoute]:
-    """An APIRoute class whose errors are rendered by `render`."""
+def _default_limit(request: Request) -> int:
+    limit: int = request.app.state.settings.max_body_bytes
+    return limit
+
+
+def contract_route(
+    render: Renderer,
+    *,
+    body_limit: Callable[[Request], int] = _default_limit,
+    admit: Callable[[Request], None] | None = None,
+    own_errors: Callable[[Request, Exception], Response | None] | None = None,
+    finish: Callable[[Request, Response], Response] | None = None,
+) -> type[APIRoute]:
+    """An APIRoute class whose errors are rendered by `render`.
+
+    The hooks let a contract keep its conventions in one place: `body_limit` (bytes a write
+    may send), `admit` (raise to refuse a request before its handler runs), `own_errors`
+    (a response for the contract's own exceptions, else None) and `finish` (applied to every
+    response, errors included).
+    """
 
     class ContractRoute(APIRoute):
         def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
@@ -174,11 +195,15 @@ def contract_route(render: Renderer) -> type[APIRoute]:
 
             async def handle(request: Request) -> Response:
                 try:
-                    if request.method in ("POST", "PUT", "PATCH", "DELETE"):
-                        await _read_limited(request, request.app.state.settings.max_body_bytes)
-                    return await handler(request)
+                    if request.method in WRITES:
+                        await read_limited(request, body_limit(request))
+                    if admit is not None:
+                        admit(request)
+                    response = await handler(request)
                 except Exception as exc:  # noqa: BLE001 - every error gets the contract's shape
-                    return render_problem(request, exc, render)
+                    mine = own_errors(request, exc) if own_errors is not None else None
+                    response = mine or render_problem(request, exc, render)
+                return finish(request, response) if finish is not None else response
 
             return handle
 

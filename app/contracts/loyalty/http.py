@@ -4,18 +4,16 @@ the browsable page, DRF's error bodies, Allow/Vary/HEAD on every answer, body pa
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Coroutine
 from typing import Any
 from urllib.parse import quote
 
 import orjson
 from fastapi import Request
 from fastapi.responses import Response
-from fastapi.routing import APIRoute
 
 from app.contracts.http import JSON, wants_html
 from app.contracts.loyalty.html import browsable_page
-from app.contracts.routing import Problem, _read_limited, render_problem
+from app.contracts.routing import Problem, contract_route
 from app.errors import NotFound
 from app.loyalty.schemas import (
     MAX_LENGTH,
@@ -33,7 +31,6 @@ ITEM_ALLOW = "GET, PUT, DELETE, HEAD, OPTIONS, PATCH"
 # MAX_BODY_BYTES, so the list POST allows this many bytes per item (client_name ≤ 200).
 BULK_BYTES_PER_ITEM = 512
 FORM_TYPES = PARSES[1:]
-WRITES = ("POST", "PUT", "PATCH", "DELETE")
 FORMATS = ("json", "api")
 
 
@@ -140,7 +137,8 @@ def _finish(request: Request, response: Response) -> Response:
     return response
 
 
-def _error(request: Request, exc: Exception) -> Response:
+def _error(request: Request, exc: Exception) -> Response | None:
+    """This contract's own errors: DRF's shapes for bulk uploads and unreadable bodies."""
     match exc:
         case BulkInvalid():
             return respond(request, exc.errors, 400)
@@ -148,7 +146,7 @@ def _error(request: Request, exc: Exception) -> Response:
             return respond(request, {"non_field_errors": [exc.message]}, 400)
         case BadBody():
             return respond(request, {"detail": exc.detail}, exc.status)
-    return render_problem(request, exc, render)
+    return None
 
 
 def _body_limit(request: Request) -> int:
@@ -159,24 +157,14 @@ def _body_limit(request: Request) -> int:
     return limit
 
 
-class LoyaltyRoute(APIRoute):
-    """Errors in this contract's format, a larger body limit for bulk POSTs, Allow/Vary/HEAD."""
+def _admit(request: Request) -> None:
+    if response_format(request) is None:
+        raise NotFound("Not found")
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
 
-        async def handle(request: Request) -> Response:
-            try:
-                if request.method in WRITES:
-                    await _read_limited(request, _body_limit(request))
-                if response_format(request) is None:
-                    raise NotFound("Not found")
-                response = await handler(request)
-            except Exception as exc:  # noqa: BLE001 - every error gets the contract's shape
-                response = _error(request, exc)
-            return _finish(request, response)
-
-        return handle
+LoyaltyRoute = contract_route(
+    render, body_limit=_body_limit, admit=_admit, own_errors=_error, finish=_finish
+)
 
 
 def member_key(loyalty_id: str) -> str:
