@@ -14,6 +14,7 @@ from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.auth.revocation import ClientStates
 from app.auth.service import AuthService
 from app.config import Settings, get_settings
 from app.contract import Renderer, render_problem, renderer_for_path
@@ -97,6 +98,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.db = db
     app.state.mailer = mailer
     app.state.verifier = TokenVerifier(settings)
+    app.state.client_states = ClientStates(db, settings.client_state_ttl_seconds)
     app.state.customers = CustomerService(db, settings)
     app.state.deletion = DeletionService(db, settings, mailer)
     app.state.auth = AuthService(db, settings, mailer)
