@@ -82,6 +82,9 @@ _REQUIRED = {
 }
 
 
+_LAST_SECOND = 253_402_300_800  # 10000-01-01T00:00:00Z: past it no datetime can hold an exp
+
+
 def _is_name(value: object, max_length: int = 255) -> bool:
     """A non-empty printable string without surrounding white space (no control characters)."""
     return (
@@ -97,7 +100,9 @@ def _principal(claims: dict[str, Any]) -> tuple[Principal, float]:
     exp = claims.get("exp")
     if isinstance(exp, bool) or not isinstance(exp, int | float) or not math.isfinite(exp):
         raise ValueError("exp must be a finite number")
-    expires = float(exp)  # OverflowError for integers past a float: refused by the caller
+    if not 0 < exp < _LAST_SECOND:
+        raise ValueError("exp past any date a clock can show")
+    expires = float(exp)
     aud = claims.get("aud")
     audiences = aud if isinstance(aud, list) else [aud]
     if not _is_name(claims.get("iss")) or not audiences or not all(map(_is_name, audiences)):

@@ -29,8 +29,8 @@ CODES = table_of(EmailCode)
 _PBKDF2_ROUNDS = 120_000
 _KEYED = "hmac-sha256$"
 # Hashes from before keyed hashing are PBKDF2 (~0.1 s of CPU): checked off the event loop, on
-# a small pool of their own so that a flood of wrong secrets cannot take every core.
-_LEGACY_CHECKS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pbkdf2")
+# a thread of their own so that a flood of wrong secrets cannot take every core.
+_LEGACY_CHECKS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pbkdf2")
 MAIL_RETRY_PAUSE_SECONDS = 0.5
 
 
