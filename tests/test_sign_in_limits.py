@@ -171,3 +171,29 @@ async def test_known_and_unknown_addresses_answer_in_the_same_time(live_server, 
         await asyncio.sleep(0.1)
     assert await db.fetchval("SELECT count(*) FROM email_codes") == rounds
     assert abs(gap) < max(3.0, 0.3 * statistics.median(unknown))
+
+
+async def test_wrong_codes_for_known_and_unknown_addresses_take_the_same_time(
+    client, mailbox
+) -> None:
+    rounds = 40
+    for i in range(rounds):
+        await create_customer(client, email=f"known{i}@example.org")
+        await ask_code(client, mailbox, f"known{i}@example.org")
+    known: list[float] = []
+    unknown: list[float] = []
+    for i in range(rounds):
+        for email, times in (
+            (f"known{i}@example.org", known),
+            (f"nobody{i}@example.org", unknown),
+        )[:: 1 if i % 2 else -1]:
+            started = time.perf_counter()
+            response = await redeem(client, "000000", email)
+            times.append((time.perf_counter() - started) * 1000)
+            assert (response.status_code, response.json()) == (400, INVALID_GRANT)
+    gap = statistics.median(known) - statistics.median(unknown)
+    print(
+        f"\ncode grant median known {statistics.median(known):.2f} ms,"
+        f" unknown {statistics.median(unknown):.2f} ms, gap {gap:.2f} ms"
+    )
+    assert abs(gap) < max(3.0, 0.3 * statistics.median(unknown))
