@@ -2,15 +2,20 @@
 
 import asyncio
 import os
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
 
-from app.config import get_settings
+from app.config import Settings, get_settings
 from app.db.engine import resolve_database_url
 from app.loyalty.cli import loyalty_app
 
+if TYPE_CHECKING:
+    from app.auth.service import AuthService
+
+T = TypeVar("T")
 app = typer.Typer(help="Jambo customer-management service.", no_args_is_help=True)
 clients_app = typer.Typer(
     help="API clients for the client-credentials grant.", no_args_is_help=True
@@ -36,6 +41,21 @@ def migrate() -> None:
     console.print("[green]database at head[/green]")
 
 
+def refuse_weak_secret(settings: Settings) -> None:
+    """Exit (code 2) before serving a real database with a guessable JWT_SECRET; in the
+    embedded set-up make sure the kept secret exists before any worker starts."""
+    from app.signing import database_configured, hmac_secret, secret_problem
+
+    if not database_configured(settings):
+        if settings.jwt_uses_hmac:
+            hmac_secret(settings)  # made now, once: the workers then all read the same one
+        return
+    problem = secret_problem(settings)
+    if problem:
+        console.print(f"[red]refusing to serve:[/red] {problem} (DATABASE_URL is set).")
+        raise typer.Exit(2)
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
@@ -50,6 +70,7 @@ def serve(
     import uvicorn
 
     settings = get_settings()
+    refuse_weak_secret(settings)
     resolve_database_url(settings)  # exports DATABASE_URL so every worker shares the database
     if migrate_first:
         migrate_to_head()
@@ -98,20 +119,47 @@ def token(
         print(mint_token(settings, sub, "staff", scopes, ttl))
 
 
+def _with_auth_service(work: "Callable[[AuthService], Awaitable[T]]") -> T:
+    """Run `work` with the auth service over the configured database."""
+    from app.services import open_services
+
+    async def run() -> T:
+        async with open_services(get_settings()) as services:
+            return await work(services.auth)
+
+    return asyncio.run(run())
+
+
 @clients_app.command("create")
 def clients_create(
     name: Annotated[str, typer.Argument(help="A name for the client")],
     scope: Annotated[str, typer.Option(help="Space-separated scopes")] = "customers:read",
 ) -> None:
     """Register an API client and print its id and secret (shown only this once)."""
-    from app.services import open_services
-
-    async def run() -> tuple[str, str]:
-        async with open_services(get_settings()) as services:
-            return await services.auth.create_client(name, scope.split())
-
-    client_id, secret = asyncio.run(run())
+    client_id, secret = _with_auth_service(
+        lambda service: service.create_client(name, scope.split())
+    )
     print(f"client_id={client_id}\nclient_secret={secret}")
+
+
+@clients_app.command("revoke")
+def clients_revoke(
+    client_id: Annotated[str, typer.Argument(help="The client id to revoke")],
+) -> None:
+    """Revoke a client: no new tokens, and its tokens are refused within seconds."""
+    if not _with_auth_service(lambda service: service.revoke_client(client_id)):
+        console.print(f"[red]no client {client_id!r}[/red]")
+        raise typer.Exit(1)
+    console.print(f"client {client_id} revoked")
+
+
+@clients_app.command("list")
+def clients_list() -> None:
+    """List the registered clients (never their secrets)."""
+    rows = _with_auth_service(lambda service: service.list_clients())
+    print("client_id\tname\tscopes\trevoked\tcreated_at")
+    for row in rows:
+        print("\t".join(str(row[k]) for k in ("client_id", "name", "scopes", "revoked", "created")))
 
 
 @app.command()

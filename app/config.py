@@ -18,13 +18,16 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
     db_max_overflow: int = 10
 
-    jwt_secret: SecretStr = SecretStr("change-me-in-production-please-0123456789")
+    # Empty: `jambo serve` refuses with DATABASE_URL set; the embedded set-up makes its own.
+    jwt_secret: SecretStr = SecretStr("")
     jwt_algorithms: CsvList = Field(default_factory=lambda: ["HS256"])
     jwt_public_key: str | None = None
     jwt_private_key: str | None = None
     jwt_issuer: str = "jambo"
     jwt_audience: str = "jambo-api"
     access_token_ttl_seconds: int = 3600
+    # How long a worker trusts what it read of a client's revocation (revoked: refused within).
+    client_state_ttl_seconds: float = 5.0
 
     allowed_origins: CsvList = Field(default_factory=lambda: ["http://localhost:8000"])
     cors_allow_origins: CsvList = Field(default_factory=list)
@@ -46,6 +49,9 @@ class Settings(BaseSettings):
     deletion_token_ttl_hours: int = 24
     email_code_ttl_minutes: int = 10
     email_code_max_attempts: int = 5
+    # Per address across codes: wrong guesses in an hour before an hour's lock, codes mailed.
+    sign_in_max_wrong_guesses_per_hour: int = 10
+    sign_in_max_codes_per_hour: int = 5
     max_body_bytes: int = 1024 * 1024
     max_bulk_items: int = 10_000
 

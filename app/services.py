@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from app.auth.revocation import ClientStates
 from app.auth.service import AuthService
 from app.auth.tokens import TokenVerifier
 from app.config import Settings
@@ -25,6 +26,7 @@ class Services:
     settings: Settings
     db: Database
     verifier: TokenVerifier
+    client_states: ClientStates
     customers: CustomerService
     loyalty: LoyaltyService
     deletion: DeletionService
@@ -42,6 +44,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             settings=settings,
             db=db,
             verifier=TokenVerifier(settings),
+            client_states=ClientStates(db, settings.client_state_ttl_seconds),
             customers=CustomerService(db, settings),
             loyalty=LoyaltyService(db, settings),
             deletion=DeletionService(db, settings, mailer),

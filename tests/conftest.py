@@ -28,7 +28,7 @@ JWT_SECRET = "test-secret-" + "x" * 40
 ORIGIN = "https://app.example.com"
 TABLES = (
     "count_cache, audit_events, deletion_tokens, email_codes, api_clients, loyalty_members,"
-    " customers"
+    " customers, sign_in_limits"
 )
 
 

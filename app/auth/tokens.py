@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -10,10 +11,11 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPBearer
-from jose import JWTError, jwt
+from jose import jwt
 
 from app.config import Settings
 from app.errors import Forbidden, Unauthenticated
+from app.signing import hmac_secret
 
 STAFF_SCOPES = ("customers:read", "customers:write", "loyalty:read", "loyalty:write")
 
@@ -41,9 +43,7 @@ class TokenVerifier:
     def __init__(self, settings: Settings, cache_size: int = 2048) -> None:
         self.settings = settings
         self.key: str = (
-            settings.jwt_secret.get_secret_value()
-            if settings.jwt_uses_hmac
-            else (settings.jwt_public_key or "")
+            hmac_secret(settings) if settings.jwt_uses_hmac else (settings.jwt_public_key or "")
         )
         self._cache: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
         self._cache_size = cache_size
@@ -60,20 +60,62 @@ class TokenVerifier:
                 algorithms=self.settings.jwt_algorithms,
                 audience=self.settings.jwt_audience or None,
                 issuer=self.settings.jwt_issuer or None,
-                options={"require_exp": True, "require_sub": True},
+                options=_REQUIRED,
             )
-        except (JWTError, ValueError, TypeError, KeyError) as exc:
+            principal, expires = _principal(claims)
+        except Exception as exc:  # noqa: BLE001
+            # Whatever a token holds (Infinity, huge numbers, odd types) is the caller's
+            # fault: python-jose lets some of it escape as OverflowError and the like.
             raise Unauthenticated("Invalid token.", invalid_token=True) from exc
-        role = claims.get("role")
-        sub = claims.get("sub")
-        if role not in ("staff", "customer") or not isinstance(sub, str):
-            raise Unauthenticated("Invalid token.", invalid_token=True)
-        scope = claims.get("scope", "") if role == "staff" else ""
-        principal = Principal(sub, role, frozenset(str(scope).split()))
-        self._cache[token] = (principal, float(claims["exp"]))
+        self._cache[token] = (principal, expires)
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         return principal
+
+
+# python-jose checks iss/aud only when the claim is there: absent ones are refused here.
+_REQUIRED = {
+    "require_exp": True,
+    "require_sub": True,
+    "require_iss": True,
+    "require_aud": True,
+}
+
+
+_LAST_SECOND = 253_402_300_800  # 10000-01-01T00:00:00Z: past it no datetime can hold an exp
+
+
+def _is_name(value: object, max_length: int = 255) -> bool:
+    """A non-empty printable string without surrounding white space (no control characters)."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= max_length
+        and value.isprintable()
+        and value == value.strip()
+    )
+
+
+def _principal(claims: dict[str, Any]) -> tuple[Principal, float]:
+    """The Principal and expiry of decoded claims; ValueError for anything out of shape."""
+    exp = claims.get("exp")
+    if isinstance(exp, bool) or not isinstance(exp, int | float) or not math.isfinite(exp):
+        raise ValueError("exp must be a finite number")
+    if not 0 < exp < _LAST_SECOND:
+        raise ValueError("exp past any date a clock can show")
+    expires = float(exp)
+    aud = claims.get("aud")
+    audiences = aud if isinstance(aud, list) else [aud]
+    if not _is_name(claims.get("iss")) or not audiences or not all(map(_is_name, audiences)):
+        raise ValueError("iss and aud are required")
+    role, sub = claims.get("role"), claims.get("sub")
+    if not isinstance(role, str) or role not in ("staff", "customer"):
+        raise ValueError("role must be staff or customer")
+    if not isinstance(sub, str) or not _is_name(sub):
+        raise ValueError("sub must be a printable name")
+    scope = claims.get("scope", "") if role == "staff" else ""
+    if not isinstance(scope, str):
+        raise ValueError("scope must be a string")
+    return Principal(sub, role, frozenset(scope.split())), expires
 
 
 def mint_token(
@@ -95,11 +137,7 @@ def mint_token(
     }
     if role == "staff":
         claims["scope"] = " ".join(scopes)
-    key = (
-        settings.jwt_secret.get_secret_value()
-        if settings.jwt_uses_hmac
-        else (settings.jwt_private_key or "")
-    )
+    key = hmac_secret(settings) if settings.jwt_uses_hmac else (settings.jwt_private_key or "")
     if not key:
         raise RuntimeError("JWT_PRIVATE_KEY is needed to sign tokens with a public-key algorithm")
     return str(jwt.encode(claims, key, algorithm=settings.jwt_algorithms[0]))
@@ -144,7 +182,11 @@ class Bearer(HTTPBearer):
         self.policy = policy
 
     async def __call__(self, request: Request) -> Principal | None:  # type: ignore[override]
-        return self.policy(_authenticate(request))
+        principal = _authenticate(request)
+        if principal is not None and principal.is_staff:
+            # A revoked client's tokens stop here (its state is cached a few seconds per sub).
+            await request.app.state.services.client_states.refuse_revoked(principal.sub)
+        return self.policy(principal)
 
 
 def _anyone(principal: Principal | None) -> Principal | None:
