@@ -8,7 +8,9 @@ turned into a Problem and handed to that contract's `render`. Requests that matc
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +21,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import errors
+from app.outage import is_outage, is_retryable
 
 log = logging.getLogger("jambo.errors")
 
@@ -127,6 +130,9 @@ def problem_from(exc: Exception) -> Problem:
             detail = exc.detail if isinstance(exc.detail, str) else None
             message = _DEFAULT_MESSAGES.get(exc.status_code) or detail or "Error."
             return Problem(exc.status_code, message, headers=dict(exc.headers or {}), exc=exc)
+    if is_outage(exc):  # a database failure that escaped the Database handle: still a 503
+        message = "The database is unavailable, try again shortly."
+        return Problem(503, message, headers={"Retry-After": "5"}, exc=exc)
     return Problem(500, _DEFAULT_MESSAGES[500], exc=exc)
 
 
@@ -170,7 +176,16 @@ def contract_route(render: Renderer) -> type[APIRoute]:
                 try:
                     if request.method in ("POST", "PUT", "PATCH", "DELETE"):
                         await _read_limited(request, request.app.state.settings.max_body_bytes)
-                    return await handler(request)
+                    try:
+                        return await handler(request)
+                    except Exception as exc:
+                        if not is_retryable(exc):
+                            raise
+                        # A deadlock or serialization failure rolled the request's work
+                        # back: run it once more (the body is kept), after a short pause.
+                        log.info("retrying after %s", type(exc).__name__)
+                        await asyncio.sleep(random.uniform(0.01, 0.05))
+                        return await handler(request)
                 except Exception as exc:  # noqa: BLE001 - every error gets the contract's shape
                     return render_problem(request, exc, render)
 

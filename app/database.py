@@ -13,29 +13,26 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import asyncpg
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app.db import DbTimeouts
 from app.errors import Unavailable
+from app.outage import is_outage
+
+UNAVAILABLE = "The database is unavailable, try again shortly."
 
 
 @contextmanager
 def _outage_is_unavailable() -> Iterator[None]:
-    """Turn a lost or refused database connection into Unavailable (a clean 503)."""
+    """Turn a lost, refused, frozen or busy database into Unavailable (a clean 503),
+    judged by the failure's cause (see app/outage.py)."""
     try:
         yield
-    except (
-        OperationalError,
-        InterfaceError,
-        OSError,
-        asyncpg.PostgresConnectionError,
-        asyncpg.InterfaceError,
-        asyncpg.CannotConnectNowError,
-    ) as exc:
-        raise Unavailable("The database is unavailable, try again shortly.") from exc
-    except DBAPIError as exc:
-        if exc.connection_invalidated:
-            raise Unavailable("The database is unavailable, try again shortly.") from exc
+    except Unavailable:
+        raise
+    except Exception as exc:
+        if is_outage(exc):
+            raise Unavailable(UNAVAILABLE) from exc
         raise
 
 
@@ -48,8 +45,11 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
 class Database:
     """Wraps the engine so services never see pools or isolation levels."""
 
-    def __init__(self, engine: AsyncEngine, pool_size: int = 10) -> None:
+    def __init__(
+        self, engine: AsyncEngine, pool_size: int = 10, timeouts: DbTimeouts | None = None
+    ) -> None:
         self.engine = engine
+        self.timeouts = timeouts or DbTimeouts()
         # Single statements skip BEGIN/COMMIT: one round trip each.
         self.autocommitting = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._pool_size = pool_size
@@ -63,8 +63,15 @@ class Database:
         """Create the raw read pool (connections are opened on demand)."""
         url = self.engine.url.set(drivername="postgresql")
         dsn = url.render_as_string(hide_password=False)
+        t = self.timeouts
         self._pool = await asyncpg.create_pool(
-            dsn, min_size=0, max_size=self._pool_size, reset=_keep_session
+            dsn,
+            min_size=0,
+            max_size=self._pool_size,
+            reset=_keep_session,
+            timeout=t.connect,
+            command_timeout=t.command,
+            server_settings=t.server_settings(),
         )
 
     async def close(self) -> None:
@@ -85,27 +92,48 @@ class Database:
         assert self._pool is not None
         return self._pool
 
+    async def _take_turn(self) -> None:
+        """Wait for a turn on the read pool, at most the pool timeout (then Unavailable)."""
+        if not self._turns.locked():
+            await self._turns.acquire()  # the common case: no wait, no timer
+            return
+        try:
+            async with asyncio.timeout(self.timeouts.pool):
+                await self._turns.acquire()
+        except TimeoutError as exc:
+            raise Unavailable(UNAVAILABLE) from exc
+
     async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
         """One row from a single raw statement on the read pool."""
         pool = self._pool or await self._raw_pool()
-        with _outage_is_unavailable():
-            async with self._turns:  # (not via connect(): its generator costs ~5 % here)
+        await self._take_turn()  # (not via connect(): its generator costs ~5 % here)
+        try:
+            with _outage_is_unavailable():
                 return await pool.fetchrow(sql, *args)
+        finally:
+            self._turns.release()
 
     async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         """Every row from a single raw statement on the read pool."""
         pool = self._pool or await self._raw_pool()
-        with _outage_is_unavailable():
-            async with self._turns:
+        await self._take_turn()
+        try:
+            with _outage_is_unavailable():
                 return await pool.fetch(sql, *args)
+        finally:
+            self._turns.release()
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[asyncpg.Connection]:
         """A raw autocommit connection of the read pool, for reads in plain SQL."""
         pool = self._pool or await self._raw_pool()
-        with _outage_is_unavailable():
-            async with self._turns, pool.acquire() as conn:
-                yield conn
+        await self._take_turn()
+        try:
+            with _outage_is_unavailable():
+                async with pool.acquire(timeout=self.timeouts.pool) as conn:
+                    yield conn
+        finally:
+            self._turns.release()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:

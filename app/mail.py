@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from email.message import EmailMessage
 from typing import Protocol
@@ -30,26 +31,38 @@ def _message(sender: str, to: str, subject: str, body: str) -> EmailMessage:
 
 
 class SmtpMailer:
-    """Delivers through the configured SMTP server; failures raise Unavailable."""
+    """Delivers through the configured SMTP server; failures raise Unavailable.
+
+    A send has one deadline for the whole exchange, waiting for a free slot included
+    (aiosmtplib's own timeout applies to each step, so a server that answers every step
+    slowly would otherwise hold a request for many times the setting), and one worker has at
+    most SMTP_MAX_CONCURRENT sends in flight, so a hung mail server cannot collect sockets.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._slots = asyncio.Semaphore(max(1, settings.smtp_max_concurrent))
 
     async def send(self, to: str, subject: str, body: str) -> None:
         s = self.settings
         try:
-            await aiosmtplib.send(
-                _message(s.mail_from, to, subject, body),
-                hostname=s.smtp_host,
-                port=s.smtp_port,
-                username=s.smtp_username,
-                password=s.smtp_password.get_secret_value() if s.smtp_password else None,
-                start_tls=s.smtp_starttls,
-                timeout=s.smtp_timeout_seconds,
-            )
+            async with asyncio.timeout(s.smtp_timeout_seconds), self._slots:
+                await self._send(to, subject, body)
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             log.warning("mail delivery failed: %s", type(exc).__name__)
             raise Unavailable("The mail server is unavailable; no link was sent.") from exc
+
+    async def _send(self, to: str, subject: str, body: str) -> None:
+        s = self.settings
+        await aiosmtplib.send(
+            _message(s.mail_from, to, subject, body),
+            hostname=s.smtp_host,
+            port=s.smtp_port,
+            username=s.smtp_username,
+            password=s.smtp_password.get_secret_value() if s.smtp_password else None,
+            start_tls=s.smtp_starttls,
+            timeout=s.smtp_timeout_seconds,
+        )
 
 
 class LogMailer:

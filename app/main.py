@@ -19,7 +19,7 @@ from app.config import Settings, get_settings
 from app.contract import Renderer, render_problem, renderer_for_path
 from app.customers.service import CustomerService
 from app.database import Database
-from app.db import make_engine, resolve_database_url
+from app.db import DbTimeouts, make_engine, resolve_database_url
 from app.http import JSON
 from app.logs import setup_logging
 from app.mail import make_mailer
@@ -90,7 +90,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Build the engine and services on start-up; dispose of the pool on shutdown."""
     settings: Settings = app.state.settings
     engine = make_engine(resolve_database_url(settings), settings)
-    db = Database(engine, settings.db_pool_size)
+    db = Database(engine, settings.db_pool_size, DbTimeouts.of(settings))
     await db.open()
     watch_pools(db)
     mailer = make_mailer(settings)
