@@ -9,7 +9,7 @@ Its connections are admitted in arrival order; nothing holds one while it waits.
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, suppress
 from typing import Any
 
 import asyncpg
@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.db import DbTimeouts
 from app.errors import Unavailable
-from app.outage import is_outage
+from app.outage import connection_lost, is_outage
 
 UNAVAILABLE = "The database is unavailable, try again shortly."
 
@@ -33,6 +33,19 @@ def _outage_is_unavailable() -> Iterator[None]:
     except Exception as exc:
         if is_outage(exc):
             raise Unavailable(UNAVAILABLE) from exc
+        raise
+
+
+@asynccontextmanager
+async def _drop_if_broken(conn: AsyncConnection) -> AsyncIterator[None]:
+    """A connection that failed for an outage (timed out mid-statement, lost its server)
+    is in no state to be reused: discard it rather than return it to the pool."""
+    try:
+        yield
+    except Exception as exc:
+        if connection_lost(exc) and not conn.invalidated:
+            with suppress(Exception):
+                await conn.invalidate()
         raise
 
 
@@ -139,7 +152,7 @@ class Database:
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """One transaction: committed when the block ends, rolled back on any error."""
         with _outage_is_unavailable():
-            async with self.engine.begin() as conn:
+            async with self.engine.begin() as conn, _drop_if_broken(conn):
                 yield conn
 
     @asynccontextmanager
@@ -147,5 +160,5 @@ class Database:
         """An autocommit connection: each statement its own transaction (reads, and writes
         that are one statement)."""
         with _outage_is_unavailable():
-            async with self.autocommitting.connect() as conn:
+            async with self.autocommitting.connect() as conn, _drop_if_broken(conn):
                 yield conn

@@ -74,3 +74,9 @@ def is_outage(exc: BaseException) -> bool:
 def is_retryable(exc: BaseException) -> bool:
     """A deadlock or serialization failure: the work was rolled back and may run again."""
     return sqlstate(exc) in RETRYABLE_CODES
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """An outage that leaves the connection unusable (not a statement the server refused)."""
+    code = sqlstate(exc)
+    return is_outage(exc) and (code is None or code.startswith(("08", "57P")))

@@ -84,9 +84,13 @@ async def test_new_request_supersedes_the_old_link(client: httpx.AsyncClient, ma
     customer = await create_customer(client)
     first = await request_link(client, mailbox, customer["ulid"])
     second = await request_link(client, mailbox, customer["ulid"])
-    assert (await client.get(f"/api/customer/{first}/delete/confirm", headers=JSON_ONLY)).status_code == 404
+    assert (
+        await client.get(f"/api/customer/{first}/delete/confirm", headers=JSON_ONLY)
+    ).status_code == 404
     assert await db.fetchval("SELECT count(*) FROM customers") == 1
-    assert (await client.get(f"/api/customer/{second}/delete/confirm", headers=JSON_ONLY)).status_code == 200
+    assert (
+        await client.get(f"/api/customer/{second}/delete/confirm", headers=JSON_ONLY)
+    ).status_code == 200
 
 
 async def test_expired_and_bogus_tokens_are_404(client: httpx.AsyncClient, mailbox, db) -> None:
