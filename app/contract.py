@@ -165,6 +165,21 @@ async def _read_limited(request: Request, limit: int) -> None:
     request._body = b"".join(chunks)  # Starlette serves later .body()/.json() from this
 
 
+async def retrying_once(
+    handler: Callable[[Request], Coroutine[Any, Any, Response]], request: Request
+) -> Response:
+    """Run the handler; after a deadlock or serialization failure, which rolled all of its
+    database work back, run it once more (the body was read once and is kept)."""
+    try:
+        return await handler(request)
+    except Exception as exc:
+        if not is_retryable(exc):
+            raise
+        log.info("retrying after a transient conflict", extra={"error": type(exc).__name__})
+        await asyncio.sleep(random.uniform(0.01, 0.05))  # let the other transaction finish
+        return await handler(request)
+
+
 def contract_route(render: Renderer) -> type[APIRoute]:
     """An APIRoute class whose errors are rendered by `render`."""
 
@@ -176,16 +191,7 @@ def contract_route(render: Renderer) -> type[APIRoute]:
                 try:
                     if request.method in ("POST", "PUT", "PATCH", "DELETE"):
                         await _read_limited(request, request.app.state.settings.max_body_bytes)
-                    try:
-                        return await handler(request)
-                    except Exception as exc:
-                        if not is_retryable(exc):
-                            raise
-                        # A deadlock or serialization failure rolled the request's work
-                        # back: run it once more (the body is kept), after a short pause.
-                        log.info("retrying after %s", type(exc).__name__)
-                        await asyncio.sleep(random.uniform(0.01, 0.05))
-                        return await handler(request)
+                    return await retrying_once(handler, request)
                 except Exception as exc:  # noqa: BLE001 - every error gets the contract's shape
                     return render_problem(request, exc, render)
 

@@ -13,7 +13,7 @@ from fastapi import Request
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 
-from app.contract import Problem, _read_limited, render_problem
+from app.contract import Problem, _read_limited, render_problem, retrying_once
 from app.errors import NotFound
 from app.http import JSON, wants_html
 from app.loyalty.schemas import (
@@ -171,7 +171,7 @@ class LoyaltyRoute(APIRoute):
                     await _read_limited(request, _body_limit(request))
                 if response_format(request) is None:
                     raise NotFound("Not found")
-                response = await handler(request)
+                response = await retrying_once(handler, request)
             except Exception as exc:  # noqa: BLE001 - every error gets the contract's shape
                 response = _error(request, exc)
             return _finish(request, response)
