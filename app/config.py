@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     db_connect_timeout_seconds: float = 5.0
     db_pool_timeout_seconds: float = 5.0
     db_statement_timeout_seconds: float = 30.0
+    db_read_timeout_seconds: float = 5.0  # the hot reads (by id, list pages, counts)
     # How long a migration waits for a table lock before it fails (cleanly, rolled back).
     migration_lock_timeout_seconds: float = 5.0
 

@@ -49,6 +49,14 @@ async def _drop_if_broken(conn: AsyncConnection) -> AsyncIterator[None]:
         raise
 
 
+def _drop_if_stuck(conn: asyncpg.Connection, exc: BaseException) -> None:
+    """A statement cut short (timed out, cancelled) or a lost server: close the connection at
+    once. Released as it is, asyncpg would first wait for the server to acknowledge the
+    cancel request, which a frozen server never does: the wait would outlast every bound."""
+    if isinstance(exc, (asyncio.CancelledError, TimeoutError)) or connection_lost(exc):
+        conn.terminate()
+
+
 async def _keep_session(conn: asyncpg.Connection) -> None:
     """Skip asyncpg's reset query on release: the read pool runs single autocommit
     statements and never changes session state, so the reset would be a wasted round trip
@@ -83,8 +91,8 @@ class Database:
             max_size=self._pool_size,
             reset=_keep_session,
             timeout=t.connect,
-            command_timeout=t.command,
-            server_settings=t.server_settings(),
+            command_timeout=t.read + t.margin,
+            server_settings=t.server_settings(t.read),
         )
 
     async def close(self) -> None:
@@ -119,10 +127,17 @@ class Database:
     async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
         """One row from a single raw statement on the read pool."""
         pool = self._pool or await self._raw_pool()
-        await self._take_turn()  # (not via connect(): its generator costs ~5 % here)
+        await self._take_turn()  # (no shared generator here: it cost ~5 % on this path)
         try:
             with _outage_is_unavailable():
-                return await pool.fetchrow(sql, *args)
+                conn = await pool.acquire()
+                try:
+                    return await conn.fetchrow(sql, *args)
+                except BaseException as exc:
+                    _drop_if_stuck(conn, exc)
+                    raise
+                finally:
+                    await pool.release(conn)
         finally:
             self._turns.release()
 
@@ -132,7 +147,14 @@ class Database:
         await self._take_turn()
         try:
             with _outage_is_unavailable():
-                return await pool.fetch(sql, *args)
+                conn = await pool.acquire()
+                try:
+                    return await conn.fetch(sql, *args)
+                except BaseException as exc:
+                    _drop_if_stuck(conn, exc)
+                    raise
+                finally:
+                    await pool.release(conn)
         finally:
             self._turns.release()
 
@@ -143,8 +165,14 @@ class Database:
         await self._take_turn()
         try:
             with _outage_is_unavailable():
-                async with pool.acquire(timeout=self.timeouts.pool) as conn:
+                conn = await pool.acquire()
+                try:
                     yield conn
+                except BaseException as exc:
+                    _drop_if_stuck(conn, exc)
+                    raise
+                finally:
+                    await pool.release(conn)
         finally:
             self._turns.release()
 

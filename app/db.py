@@ -68,6 +68,8 @@ class DbTimeouts:
     connect: float = 5.0
     pool: float = 5.0
     statement: float = 30.0
+    read: float = 5.0  # the raw pool's single-statement hot reads
+    margin: float = 1.0  # the client's own limit is the server's plus this (see command)
 
     @classmethod
     def of(cls, settings: Settings) -> DbTimeouts:
@@ -75,16 +77,18 @@ class DbTimeouts:
             connect=settings.db_connect_timeout_seconds,
             pool=settings.db_pool_timeout_seconds,
             statement=settings.db_statement_timeout_seconds,
+            read=min(settings.db_read_timeout_seconds, settings.db_statement_timeout_seconds),
         )
 
     @property
     def command(self) -> float:
         """The client's own limit: the server's statement timeout plus a margin for it to
         answer (a frozen server never does)."""
-        return self.statement + 2.0
+        return self.statement + self.margin
 
-    def server_settings(self) -> dict[str, str]:
-        return {"statement_timeout": str(int(self.statement * 1000))}
+    def server_settings(self, statement: float | None = None) -> dict[str, str]:
+        """The session's statement_timeout, enforced by the server."""
+        return {"statement_timeout": str(int((statement or self.statement) * 1000))}
 
 
 def make_engine(url: str, settings: Settings) -> AsyncEngine:

@@ -447,7 +447,7 @@ async def schema_trial(pg: Any) -> dict[str, Any]:
 async def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="fault-trial-"))
     pg = throwaway.ThrowawayPostgres(root / "pg")
-    pg.start()
+    await asyncio.to_thread(pg.start)
     results: dict[str, Any] = {"tree": str(TREE)}
     try:
         results["scanner"] = await scanner_trial(pg)

@@ -163,6 +163,10 @@ async def test_frozen_server_every_wait_is_bounded(
     pg: ThrowawayPostgres, service: tuple[httpx.AsyncClient, str]
 ) -> None:
     client, ulid = service
+    # Warm both pools: a statement cut short on a pooled connection is the case that hung
+    # (asyncpg waits for the frozen server to acknowledge the cancel before reusing it).
+    assert (await client.get("/readyz")).status_code == 200
+    assert (await client.get(f"/api/customer/{ulid}", headers=STAFF)).status_code == 200
     pg.signal_all(signal.SIGSTOP)
     try:
         start = time.monotonic()
