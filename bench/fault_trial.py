@@ -1,6 +1,6 @@
 """Fault trial (issue 13): the running service, on loopback, while a dependency fails.
 
-    python bench/fault_trial.py [SOURCE_TREE]
+    python bench/fault_trial.py [SOURCE_TREE [SCENARIO ...]]
 
 Runs `jambo serve` from SOURCE_TREE (default: this checkout) over a PostgreSQL server the
 trial owns, and measures: unrelated POST latency and statuses while deletion requests wait
@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from jose import jwt
 
 HERE = Path(__file__).resolve().parents[1]
 TREE = Path(sys.argv[1]).resolve() if len(sys.argv) > 1 else HERE
+ONLY = set(sys.argv[2:])  # scenario names, e.g. pg_freeze; all when none given
 SECRET = "trial-secret-" + "x" * 40
 ORIGIN = "https://app.example.com"
 CUSTOMER = {
@@ -297,18 +299,23 @@ async def pg_trial(pg: Any, label: str, fault: str) -> dict[str, Any]:
             else:
                 pg.signal_all(signal.SIGSTOP)
             await asyncio.sleep(1)
-            start = time.monotonic()
-            try:
-                ready = await client.get("/readyz", timeout=30)
-                ready_during.append((ready.status_code, time.monotonic() - start))
-            except httpx.HTTPError as exc:
-                ready_during.append((type(exc).__name__, time.monotonic() - start))
-            await asyncio.sleep(max(0.0, 8 - (time.monotonic() - start)))
+
+            async def probe() -> None:
+                start = time.monotonic()
+                try:
+                    ready = await client.get("/readyz", timeout=30)
+                    ready_during.append((ready.status_code, time.monotonic() - start))
+                except httpx.HTTPError as exc:
+                    ready_during.append((type(exc).__name__, time.monotonic() - start))
+
+            probing = asyncio.create_task(probe())
+            await asyncio.sleep(8)  # the fault lasts 9 s in all
             if fault == "freeze":
                 pg.signal_all(signal.SIGCONT)
             else:
                 await asyncio.to_thread(pg.start)
             phase = "after"
+            await probing
             await asyncio.sleep(4)
             stop.set()
             await asyncio.gather(*workers)
@@ -449,13 +456,19 @@ async def main() -> None:
     pg = throwaway.ThrowawayPostgres(root / "pg")
     await asyncio.to_thread(pg.start)
     results: dict[str, Any] = {"tree": str(TREE)}
+    scenarios: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = {
+        "scanner": lambda: scanner_trial(pg),
+        "schema_behind": lambda: schema_trial(pg),
+        "mail_silent": lambda: mail_trial(pg, "silent", None),
+        "mail_slow_3s_per_step": lambda: mail_trial(pg, "slow", 3.0),
+        "pg_stop": lambda: pg_trial(pg, "stop", "stop"),
+        "pg_kill": lambda: pg_trial(pg, "kill", "kill"),
+        "pg_freeze": lambda: pg_trial(pg, "freeze", "freeze"),
+    }
     try:
-        results["scanner"] = await scanner_trial(pg)
-        results["schema_behind"] = await schema_trial(pg)
-        results["mail_silent"] = await mail_trial(pg, "silent", None)
-        results["mail_slow_3s_per_step"] = await mail_trial(pg, "slow", 3.0)
-        for fault in ("stop", "kill", "freeze"):
-            results[f"pg_{fault}"] = await pg_trial(pg, fault, fault)
+        for name, run in scenarios.items():
+            if not ONLY or name in ONLY:
+                results[name] = await run()
     finally:
         pg.close()
         print(json.dumps(results, indent=1))
