@@ -139,13 +139,13 @@ async def test_silent_mail_server_costs_only_the_deletion_requests(
 ) -> None:
     """(`client` is requested for its clean-up of the rows created here.)"""
     async with fake_smtp(None) as (smtp, port), service(settings, port) as c:
-        ulids = await _customers(c, 12, "silent")
+        ulids = await _customers(c, 30, "silent")
         baseline = [t for _, t in await _unrelated_writes(c, 5, "before")]
         deletions = [asyncio.create_task(_request_deletion(c, u)) for u in ulids]
         writes = await _unrelated_writes(c, 10, "during")
         results = await asyncio.gather(*deletions)
 
-    # Unrelated writes neither failed nor queued behind the mail (3 pool connections for 12
+    # Unrelated writes neither failed nor queued behind the mail (3 pool connections for 30
     # hung sends would have stalled them for the whole deadline).
     assert [status for status, _ in writes] == [201] * 10
     assert statistics.median(t for _, t in writes) < max(0.5, 5 * statistics.median(baseline))
@@ -192,7 +192,7 @@ async def test_sends_in_flight_are_capped_and_waiting_counts_against_the_deadlin
         start = time.monotonic()
         results = await asyncio.gather(*(_request_deletion(c, u) for u in ulids))
         elapsed = time.monotonic() - start
-    assert smtp.peak <= 2 and smtp.connections < 6
+    assert smtp.peak <= 2 and smtp.connections <= 6  # never more than 2 at once
     assert [status for status, _, _ in results] == [503] * 6
     assert elapsed < DEADLINE + 1.0  # the queued ones did not wait a deadline each
     assert await _live_tokens(db) == 0

@@ -1,6 +1,5 @@
 """Failures are classified by their cause, however deeply the drivers wrap it."""
 
-
 import asyncpg
 import pytest
 from sqlalchemy.exc import DBAPIError, IntegrityError
