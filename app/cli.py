@@ -74,6 +74,13 @@ def serve(
     resolve_database_url(settings)  # exports DATABASE_URL so every worker shares the database
     if migrate_first:
         migrate_to_head()
+    from app.db.migrations import schema_mismatch
+
+    # A schema behind (or ahead of) this build would answer 500s: refuse to start instead.
+    problem = schema_mismatch(resolve_database_url(settings), settings.db_connect_timeout_seconds)
+    if problem:
+        console.print(f"[red]jambo serve: refusing to start: {problem}[/red]", soft_wrap=True)
+        raise typer.Exit(code=1)
     if print_token:
         from app.auth.tokens import STAFF_SCOPES, mint_token
 

@@ -17,6 +17,14 @@ class Settings(BaseSettings):
     database_url: str | None = None
     db_pool_size: int = 10
     db_max_overflow: int = 10
+    # Every database wait is bounded (seconds): connecting, waiting for a pooled connection,
+    # and one statement (long enough for a 10,000-member loyalty upload).
+    db_connect_timeout_seconds: float = 5.0
+    db_pool_timeout_seconds: float = 5.0
+    db_statement_timeout_seconds: float = 30.0
+    db_read_timeout_seconds: float = 5.0  # the hot reads (by id, list pages, counts)
+    # How long a migration waits for a table lock before it fails (cleanly, rolled back).
+    migration_lock_timeout_seconds: float = 5.0
 
     # Empty: `jambo serve` refuses with DATABASE_URL set; the embedded set-up makes its own.
     jwt_secret: SecretStr = SecretStr("")
@@ -39,7 +47,8 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = False
-    smtp_timeout_seconds: float = 10.0
+    smtp_timeout_seconds: float = 10.0  # one deadline for a whole send, queueing included
+    smtp_max_concurrent: int = 10  # sends in flight per worker
     mail_from: str = "Jambo <no-reply@jambo.local>"
 
     default_phone_region: str = "KE"

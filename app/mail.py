@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from email.message import EmailMessage
 from typing import Protocol
@@ -30,24 +31,49 @@ def _message(sender: str, to: str, subject: str, body: str) -> EmailMessage:
 
 
 class SmtpMailer:
-    """Delivers through the configured SMTP server; failures raise Unavailable."""
+    """Delivers through the configured SMTP server; failures raise Unavailable.
+
+    A send has one deadline for the whole exchange, waiting for a free slot included
+    (aiosmtplib's own timeout applies to each step, so a server that answers every step
+    slowly would otherwise hold a request for many times the setting), and one worker has at
+    most SMTP_MAX_CONCURRENT sends in flight, so a hung mail server cannot collect sockets.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._slots = asyncio.Semaphore(max(1, settings.smtp_max_concurrent))
 
     async def send(self, to: str, subject: str, body: str) -> None:
         s = self.settings
+        taken = False
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + s.smtp_timeout_seconds
         try:
-            await aiosmtplib.send(
-                _message(s.mail_from, to, subject, body),
-                hostname=s.smtp_host,
-                port=s.smtp_port,
-                username=s.smtp_username,
-                password=s.smtp_password.get_secret_value() if s.smtp_password else None,
-                start_tls=s.smtp_starttls,
-                timeout=s.smtp_timeout_seconds,
-            )
+            async with asyncio.timeout_at(deadline), self._slots:
+                # aiosmtplib bounds each step by itself too: give it only what is left, so
+                # a cancellation lost in its asyncio.wait_for (Python 3.11) cannot add a
+                # whole step timeout past the deadline.
+                remaining = max(0.05, deadline - loop.time())
+                client = aiosmtplib.SMTP(
+                    hostname=s.smtp_host,
+                    port=s.smtp_port,
+                    username=s.smtp_username,
+                    password=s.smtp_password.get_secret_value() if s.smtp_password else None,
+                    start_tls=s.smtp_starttls,
+                    timeout=remaining,
+                )
+                try:
+                    await client.connect()
+                    await client.send_message(_message(s.mail_from, to, subject, body))
+                    taken = True
+                    await client.quit()
+                finally:
+                    # Close without a QUIT on any failure: aiosmtplib's own clean-up would
+                    # wait for a silent server's answer a whole step timeout more.
+                    client.close()
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            if taken:  # the server has the message; only the goodbye went wrong
+                return
             log.warning("mail delivery failed: %s", type(exc).__name__)
             raise Unavailable("The mail server is unavailable; no link was sent.") from exc
 

@@ -44,11 +44,55 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
+# Tables in the order live traffic locks them: the records first (customers, then what
+# hangs off them), then the bookkeeping their triggers and writes touch. A migration takes
+# every lock it may need up front in this order, so it can wait for live work but never
+# deadlock with it; the lock timeout makes a wait that lasts fail the migration cleanly.
+LOCK_ORDER = (
+    "customers",
+    "loyalty_members",
+    "deletion_tokens",
+    "email_codes",
+    "api_clients",
+    "audit_events",
+    "table_generations",
+    "count_cache",
+)
+
+
+def _lock_in_order(connection: Connection) -> None:
+    present = set(
+        connection.exec_driver_sql(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+        ).scalars()
+    )
+    rest = sorted(present - set(LOCK_ORDER) - {"alembic_version"})
+    for table in [t for t in LOCK_ORDER if t in present] + rest:
+        connection.exec_driver_sql(f'LOCK TABLE "{table}" IN ACCESS EXCLUSIVE MODE')
+
+
+def _has_work() -> bool:
+    """Whether this run may apply a migration: an upgrade to a head already reached does
+    nothing and must not lock live tables (every `jambo serve` runs one)."""
+    try:
+        destination = context.get_revision_argument()
+    except KeyError:  # `alembic check` and autogenerate compare; they migrate nothing
+        return False
+    if destination in ("head", "heads"):
+        current = set(context.get_context().get_current_heads())
+        return current != set(context.script.get_heads())
+    return True
+
+
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection, target_metadata=target_metadata, include_object=include_object
     )
+    lock_timeout = int(get_settings().migration_lock_timeout_seconds * 1000)
     with context.begin_transaction():
+        connection.exec_driver_sql(f"SET LOCAL lock_timeout = {lock_timeout}")
+        if _has_work():
+            _lock_in_order(connection)
         context.run_migrations()
 
 

@@ -6,6 +6,7 @@ import httpx
 
 from tests.conftest import ORIGIN, STAFF, create_customer, customer_auth
 
+JSON_ONLY = {"Accept": "application/json"}
 LINK = re.compile(r"(https://app\.example\.com/api/customer/([A-Za-z0-9_-]+)/delete/confirm)")
 
 
@@ -35,7 +36,7 @@ async def test_request_mails_a_link_and_confirm_deletes_everything(
     stored = await db.fetchval("SELECT token_hash FROM deletion_tokens")
     assert token.encode() not in stored and len(stored) == 32
 
-    response = await client.get(f"/api/customer/{token}/delete/confirm")
+    response = await client.get(f"/api/customer/{token}/delete/confirm", headers=JSON_ONLY)
     assert response.status_code == 200
     assert response.json() == {"statusCode": 200, "body": "Customer deleted successfully"}
     for table in ("customers", "loyalty_members", "deletion_tokens"):
@@ -46,7 +47,7 @@ async def test_request_mails_a_link_and_confirm_deletes_everything(
     ]
     assert customer["email"] not in str([dict(a) for a in audit])
 
-    replay = await client.get(f"/api/customer/{token}/delete/confirm")
+    replay = await client.get(f"/api/customer/{token}/delete/confirm", headers=JSON_ONLY)
     assert replay.status_code == 404
     assert replay.json() == {"detail": "No Token matches the given query."}
 
@@ -83,9 +84,13 @@ async def test_new_request_supersedes_the_old_link(client: httpx.AsyncClient, ma
     customer = await create_customer(client)
     first = await request_link(client, mailbox, customer["ulid"])
     second = await request_link(client, mailbox, customer["ulid"])
-    assert (await client.get(f"/api/customer/{first}/delete/confirm")).status_code == 404
+    assert (
+        await client.get(f"/api/customer/{first}/delete/confirm", headers=JSON_ONLY)
+    ).status_code == 404
     assert await db.fetchval("SELECT count(*) FROM customers") == 1
-    assert (await client.get(f"/api/customer/{second}/delete/confirm")).status_code == 200
+    assert (
+        await client.get(f"/api/customer/{second}/delete/confirm", headers=JSON_ONLY)
+    ).status_code == 200
 
 
 async def test_expired_and_bogus_tokens_are_404(client: httpx.AsyncClient, mailbox, db) -> None:
@@ -93,7 +98,7 @@ async def test_expired_and_bogus_tokens_are_404(client: httpx.AsyncClient, mailb
     token = await request_link(client, mailbox, customer["ulid"])
     await db.execute("UPDATE deletion_tokens SET expires_at = now() - interval '1 second'")
     for bad in (token, "nonsense", "x" * 300):
-        response = await client.get(f"/api/customer/{bad}/delete/confirm")
+        response = await client.get(f"/api/customer/{bad}/delete/confirm", headers=JSON_ONLY)
         assert response.status_code == 404
         assert response.json() == {"detail": "No Token matches the given query."}
     assert await db.fetchval("SELECT count(*) FROM customers") == 1
@@ -154,3 +159,35 @@ async def test_smtp_failure_is_503_and_leaves_no_live_token(app, settings, db) -
             assert "mail" in response.json()["body"].lower()
             assert await db.fetchval("SELECT count(*) FROM deletion_tokens") == 0
             await c.delete(f"/api/customer/{customer['ulid']}", headers=STAFF)
+
+
+async def test_scanners_link_previews_and_head_never_delete(
+    client: httpx.AsyncClient, mailbox, db
+) -> None:
+    customer = await create_customer(client)
+    token = await request_link(client, mailbox, customer["ulid"])
+    url = f"/api/customer/{token}/delete/confirm"
+    for accept in (
+        "*/*",
+        "text/html",
+        "application/json, */*",
+        "application/json;q=0.9",
+        "application/*",
+        "",
+    ):
+        page = await client.get(url, headers={"Accept": accept})
+        assert page.status_code == 200, accept
+        assert page.headers["content-type"].startswith("text/html"), accept
+        assert page.headers["referrer-policy"] == "no-referrer"
+        assert "method=post" in page.text
+    bare = client.build_request("GET", url)
+    del bare.headers["Accept"]
+    assert "text/html" in (await client.send(bare)).headers["content-type"]
+    for accept in ("application/json", "*/*"):
+        head = await client.head(url, headers={"Accept": accept})
+        assert head.status_code == 200
+    assert await db.fetchval("SELECT count(*) FROM customers") == 1
+    assert await db.fetchval("SELECT count(*) FROM deletion_tokens WHERE used_at IS NULL") == 1
+    deleted = await client.get(url, headers={"Accept": "application/json"})
+    assert deleted.json() == {"statusCode": 200, "body": "Customer deleted successfully"}
+    assert await db.fetchval("SELECT count(*) FROM customers") == 0

@@ -8,7 +8,9 @@ turned into a Problem and handed to that contract's `render`. Requests that matc
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +21,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import errors
+from app.db.outage import is_outage, is_retryable
 from app.errors import Message
 
 log = logging.getLogger("jambo.errors")
@@ -133,6 +136,9 @@ def problem_from(exc: Exception) -> Problem:
             detail = exc.detail if isinstance(exc.detail, str) else None
             message = _DEFAULT_MESSAGES.get(exc.status_code) or detail or "Error."
             return Problem(exc.status_code, message, headers=dict(exc.headers or {}), exc=exc)
+    if is_outage(exc):  # a database failure that escaped the Database handle: still a 503
+        message = "The database is unavailable, try again shortly."
+        return Problem(503, message, headers={"Retry-After": "5"}, exc=exc)
     return Problem(500, _DEFAULT_MESSAGES[500], exc=exc)
 
 
@@ -168,6 +174,21 @@ async def read_limited(request: Request, limit: int) -> None:
     request._body = b"".join(chunks)  # Starlette serves later .body()/.json() from this
 
 
+async def retrying_once(
+    handler: Callable[[Request], Coroutine[Any, Any, Response]], request: Request
+) -> Response:
+    """Run the handler; after a deadlock or serialization failure, which rolled all of its
+    database work back, run it once more (the body was read once and is kept)."""
+    try:
+        return await handler(request)
+    except Exception as exc:
+        if not is_retryable(exc):
+            raise
+        log.info("retrying after a transient conflict", extra={"error": type(exc).__name__})
+        await asyncio.sleep(random.uniform(0.01, 0.05))  # let the other transaction finish
+        return await handler(request)
+
+
 def _default_limit(request: Request) -> int:
     limit: int = request.app.state.settings.max_body_bytes
     return limit
@@ -199,7 +220,7 @@ def contract_route(
                         await read_limited(request, body_limit(request))
                     if admit is not None:
                         admit(request)
-                    response = await handler(request)
+                    response = await retrying_once(handler, request)
                 except Exception as exc:  # noqa: BLE001 - every error gets the contract's shape
                     mine = own_errors(request, exc) if own_errors is not None else None
                     response = mine or render_problem(request, exc, render)

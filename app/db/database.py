@@ -9,34 +9,52 @@ Its connections are admitted in arrival order; nothing holds one while it waits.
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, suppress
 from typing import Any
 
 import asyncpg
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app.db.engine import DbTimeouts
+from app.db.outage import connection_lost, is_outage
 from app.errors import Unavailable
+
+UNAVAILABLE = "The database is unavailable, try again shortly."
 
 
 @contextmanager
 def _outage_is_unavailable() -> Iterator[None]:
-    """Turn a lost or refused database connection into Unavailable (a clean 503)."""
+    """Turn a lost, refused, frozen or busy database into Unavailable (a clean 503),
+    judged by the failure's cause (see app/db/outage.py)."""
     try:
         yield
-    except (
-        OperationalError,
-        InterfaceError,
-        OSError,
-        asyncpg.PostgresConnectionError,
-        asyncpg.InterfaceError,
-        asyncpg.CannotConnectNowError,
-    ) as exc:
-        raise Unavailable("The database is unavailable, try again shortly.") from exc
-    except DBAPIError as exc:
-        if exc.connection_invalidated:
-            raise Unavailable("The database is unavailable, try again shortly.") from exc
+    except Unavailable:
         raise
+    except Exception as exc:
+        if is_outage(exc):
+            raise Unavailable(UNAVAILABLE) from exc
+        raise
+
+
+@asynccontextmanager
+async def _drop_if_broken(conn: AsyncConnection) -> AsyncIterator[None]:
+    """A connection that failed for an outage (timed out mid-statement, lost its server)
+    is in no state to be reused: discard it rather than return it to the pool."""
+    try:
+        yield
+    except Exception as exc:
+        if connection_lost(exc) and not conn.invalidated:
+            with suppress(Exception):
+                await conn.invalidate()
+        raise
+
+
+def _drop_if_stuck(conn: asyncpg.Connection, exc: BaseException) -> None:
+    """A statement cut short (timed out, cancelled) or a lost server: close the connection at
+    once. Released as it is, asyncpg would first wait for the server to acknowledge the
+    cancel request, which a frozen server never does: the wait would outlast every bound."""
+    if isinstance(exc, (asyncio.CancelledError, TimeoutError)) or connection_lost(exc):
+        conn.terminate()
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
@@ -48,8 +66,11 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
 class Database:
     """Wraps the engine so services never see pools or isolation levels."""
 
-    def __init__(self, engine: AsyncEngine, pool_size: int = 10) -> None:
+    def __init__(
+        self, engine: AsyncEngine, pool_size: int = 10, timeouts: DbTimeouts | None = None
+    ) -> None:
         self.engine = engine
+        self.timeouts = timeouts or DbTimeouts()
         # Single statements skip BEGIN/COMMIT: one round trip each.
         self.autocommitting = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._pool_size = pool_size
@@ -63,8 +84,15 @@ class Database:
         """Create the raw read pool (connections are opened on demand)."""
         url = self.engine.url.set(drivername="postgresql")
         dsn = url.render_as_string(hide_password=False)
+        t = self.timeouts
         self._pool = await asyncpg.create_pool(
-            dsn, min_size=0, max_size=self._pool_size, reset=_keep_session
+            dsn,
+            min_size=0,
+            max_size=self._pool_size,
+            reset=_keep_session,
+            timeout=t.connect,
+            command_timeout=t.read + t.margin,
+            server_settings=t.server_settings(t.read),
         )
 
     async def close(self) -> None:
@@ -85,33 +113,74 @@ class Database:
         assert self._pool is not None
         return self._pool
 
+    async def _take_turn(self) -> None:
+        """Wait for a turn on the read pool, at most the pool timeout (then Unavailable)."""
+        if not self._turns.locked():
+            await self._turns.acquire()  # the common case: no wait, no timer
+            return
+        try:
+            async with asyncio.timeout(self.timeouts.pool):
+                await self._turns.acquire()
+        except TimeoutError as exc:
+            raise Unavailable(UNAVAILABLE) from exc
+
     async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
         """One row from a single raw statement on the read pool."""
         pool = self._pool or await self._raw_pool()
-        with _outage_is_unavailable():
-            async with self._turns:  # (not via connect(): its generator costs ~5 % here)
-                return await pool.fetchrow(sql, *args)
+        await self._take_turn()  # (no shared generator here: it cost ~5 % on this path)
+        try:
+            with _outage_is_unavailable():
+                conn = await pool.acquire()
+                try:
+                    return await conn.fetchrow(sql, *args)
+                except BaseException as exc:
+                    _drop_if_stuck(conn, exc)
+                    raise
+                finally:
+                    await pool.release(conn)
+        finally:
+            self._turns.release()
 
     async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         """Every row from a single raw statement on the read pool."""
         pool = self._pool or await self._raw_pool()
-        with _outage_is_unavailable():
-            async with self._turns:
-                return await pool.fetch(sql, *args)
+        await self._take_turn()
+        try:
+            with _outage_is_unavailable():
+                conn = await pool.acquire()
+                try:
+                    return await conn.fetch(sql, *args)
+                except BaseException as exc:
+                    _drop_if_stuck(conn, exc)
+                    raise
+                finally:
+                    await pool.release(conn)
+        finally:
+            self._turns.release()
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[asyncpg.Connection]:
         """A raw autocommit connection of the read pool, for reads in plain SQL."""
         pool = self._pool or await self._raw_pool()
-        with _outage_is_unavailable():
-            async with self._turns, pool.acquire() as conn:
-                yield conn
+        await self._take_turn()
+        try:
+            with _outage_is_unavailable():
+                conn = await pool.acquire()
+                try:
+                    yield conn
+                except BaseException as exc:
+                    _drop_if_stuck(conn, exc)
+                    raise
+                finally:
+                    await pool.release(conn)
+        finally:
+            self._turns.release()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """One transaction: committed when the block ends, rolled back on any error."""
         with _outage_is_unavailable():
-            async with self.engine.begin() as conn:
+            async with self.engine.begin() as conn, _drop_if_broken(conn):
                 yield conn
 
     @asynccontextmanager
@@ -119,5 +188,5 @@ class Database:
         """An autocommit connection: each statement its own transaction (reads, and writes
         that are one statement)."""
         with _outage_is_unavailable():
-            async with self.autocommitting.connect() as conn:
+            async with self.autocommitting.connect() as conn, _drop_if_broken(conn):
                 yield conn

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -41,12 +42,50 @@ def resolve_database_url(settings: Settings) -> str:
     return url
 
 
+@dataclass(frozen=True, slots=True)
+class DbTimeouts:
+    """Every database wait is bounded: connecting, waiting for a pooled connection, and a
+    statement (by the server, and by the client too, for a server that no longer answers)."""
+
+    connect: float = 5.0
+    pool: float = 5.0
+    statement: float = 30.0
+    read: float = 5.0  # the raw pool's single-statement hot reads
+    margin: float = 1.0  # the client's own limit is the server's plus this (see command)
+
+    @classmethod
+    def of(cls, settings: Settings) -> DbTimeouts:
+        return cls(
+            connect=settings.db_connect_timeout_seconds,
+            pool=settings.db_pool_timeout_seconds,
+            statement=settings.db_statement_timeout_seconds,
+            read=min(settings.db_read_timeout_seconds, settings.db_statement_timeout_seconds),
+        )
+
+    @property
+    def command(self) -> float:
+        """The client's own limit: the server's statement timeout plus a margin for it to
+        answer (a frozen server never does)."""
+        return self.statement + self.margin
+
+    def server_settings(self, statement: float | None = None) -> dict[str, str]:
+        """The session's statement_timeout, enforced by the server."""
+        return {"statement_timeout": str(int((statement or self.statement) * 1000))}
+
+
 def make_engine(url: str, settings: Settings) -> AsyncEngine:
     """An asyncpg engine; connections lost in a database restart are dropped from the pool."""
+    timeouts = DbTimeouts.of(settings)
     return create_async_engine(
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_recycle=1800,
+        pool_timeout=timeouts.pool,  # a short wait for a connection, then 503
+        connect_args={
+            "timeout": timeouts.connect,
+            "command_timeout": timeouts.command,
+            "server_settings": timeouts.server_settings(),
+        },
         hide_parameters=True,  # bound values are personal data: keep them out of error logs
     )

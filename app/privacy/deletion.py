@@ -1,5 +1,6 @@
 """The data-protection deletion flow: request a link by mail, confirm it once."""
 
+import asyncio
 import datetime as dt
 import hashlib
 import secrets
@@ -37,7 +38,12 @@ class DeletionService:
         self.mailer = mailer
 
     async def request(self, customer_id: uuid.UUID, origin: str) -> None:
-        """Mail the customer a link; the token is live only if the mail went out."""
+        """Mail the customer a link; the token is live only if the mail went out.
+
+        No database connection is held while the mail server is talked to: the token is
+        stored in one short transaction, the mail sent, and on failure the token deleted in
+        another (a slow or silent mail server costs only these requests, never the pool).
+        """
         origin = origin.rstrip("/")
         if origin not in {o.rstrip("/") for o in self.settings.allowed_origins}:
             raise Invalid({"origin": ["Origin is not allowed."]})
@@ -57,9 +63,9 @@ class DeletionService:
                     token_hash=_hash(token), customer_id=customer_id, expires_at=expires
                 )
             )
-            # Sent inside the transaction: if delivery fails, the token row is rolled back.
-            ttl_hours = self.settings.deletion_token_ttl_hours
-            link = f"{origin}/api/customer/{token}/delete/confirm"
+        ttl_hours = self.settings.deletion_token_ttl_hours
+        link = f"{origin}/api/customer/{token}/delete/confirm"
+        try:
             await self.mailer.send(
                 record.email,
                 "Confirm the deletion of your data",
@@ -69,6 +75,15 @@ class DeletionService:
                 f"{link}\n\n"
                 "If you did not ask for this, ignore this message; nothing will be deleted.\n",
             )
+        except BaseException:
+            # Not sent (or the request was abandoned): leave no live token behind.
+            await asyncio.shield(self._withdraw(token))
+            raise
+
+    async def _withdraw(self, token: str) -> None:
+        """Delete a token whose mail did not go out."""
+        async with self.db.autocommit() as conn:
+            await conn.execute(delete(T).where(T.c.token_hash == _hash(token)))
 
     async def is_live(self, token: str) -> bool:
         """Whether the token would be accepted (for the browser confirm page)."""

@@ -282,7 +282,14 @@ def _page(title: str, inner: str, status: int = 200) -> HTMLResponse:
         f"<body style='font-family:sans-serif;max-width:36em;margin:3em auto'><h1>{title}</h1>"
         f"{inner}</body></html>",
         status_code=status,
+        headers={"Referrer-Policy": "no-referrer"},  # the URL holds the token
     )
+
+
+def _json_only(request: Request) -> bool:
+    """Whether the client asked for JSON and nothing else: only such a client deletes on GET.
+    Browsers, link previews and mail scanners send `*/*`, `text/html…` or no Accept."""
+    return request.headers.get("accept", "").strip().lower() == "application/json"
 
 
 @router.get(
@@ -293,19 +300,30 @@ def _page(title: str, inner: str, status: int = 200) -> HTMLResponse:
         200: {"content": {"text/html": {}}},
     },
     summary="Follow the deletion link: JSON clients delete; browsers get a confirm page",
+    description="Deletes only with `Accept: application/json` exactly. Every other GET (and "
+    "HEAD) gets an HTML page whose button POSTs to this URL; it deletes nothing.",
 )
 async def confirm_deletion_link(request: Request, token: str, deletion: DeletionDep) -> Response:
-    if not wants_html(request):
+    if request.method == "GET" and _json_only(request):
         return await _confirm(request, token, deletion)
     if not await deletion.is_live(token):
         return JSON(_NO_TOKEN, status_code=404)
-    # Mail scanners pre-fetch links: a browser GET only shows the button that deletes.
+    # Mail scanners pre-fetch links: anything but a JSON client only sees the button.
     return _page(
         "Delete your data?",
         "<p>This permanently deletes your account and all personal data we hold about you.</p>"
         f"<form method=post action='{html.escape(str(request.url.path))}'>"
         "<button type=submit>Delete my data</button></form>",
     )
+
+
+# HEAD (link checkers) gets the page's headers and never deletes; kept out of the document.
+router.add_api_route(
+    "/api/customer/{token}/delete/confirm",
+    confirm_deletion_link,
+    methods=["HEAD"],
+    include_in_schema=False,
+)
 
 
 @router.post(

@@ -13,7 +13,10 @@ from fastapi.responses import Response
 
 from app.contracts.http import JSON, wants_html
 from app.contracts.loyalty.html import browsable_page
-from app.contracts.routing import Problem, contract_route
+from app.contracts.routing import (
+    Problem,
+    contract_route,
+)
 from app.errors import NotFound
 from app.loyalty.schemas import (
     MAX_LENGTH,
