@@ -49,6 +49,8 @@ def serve(
     """Serve the API with uvicorn (embedded PostgreSQL when DATABASE_URL is unset)."""
     import uvicorn
 
+    from app.server import uvicorn_options
+
     settings = get_settings()
     resolve_database_url(settings)  # exports DATABASE_URL so every worker shares the database
     if migrate_first:
@@ -71,6 +73,8 @@ def serve(
         port=port,
         workers=workers,
         proxy_headers=False,  # the app applies X-Forwarded-* itself (FORWARDED_ALLOW_IPS)
+        # Header cap, header/body read timeouts, keep-alive and connection cap (app/server.py).
+        **uvicorn_options(settings),
         timeout_graceful_shutdown=20,
         log_config=None,
         access_log=False,

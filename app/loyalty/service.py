@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from app.bodies import OFF_LOOP_ITEMS, run_off_loop_if
 from app.config import Settings
 from app.database import Database
 from app.errors import DomainError, Invalid, NotFound
@@ -95,7 +96,8 @@ class LoyaltyService:
         limit = self.settings.max_bulk_items
         if len(raw_items) > limit:
             raise TooManyItems(f"Ensure this field has no more than {limit} elements.")
-        checked = self.validate(raw_items)
+        large = len(raw_items) > OFF_LOOP_ITEMS
+        checked = await run_off_loop_if(large, self.validate, raw_items)
         if not checked.ok:
             raise BulkInvalid(checked.errors)
         return await self.upsert(checked.values)

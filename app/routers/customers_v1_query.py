@@ -45,7 +45,7 @@ def timestamp(errors: dict[str, list[str]], value: str | None) -> dt.datetime | 
     if value is None or not value.strip():
         return None
     # An unencoded '+' in a query string arrives as a space: "10:15:30 11:00" means "+11:00".
-    text = re.sub(r"(T\d\d:\d\d(?::\d\d(?:\.\d+)?)?) (\d\d:?\d\d)$", r"\1+\2", value.strip())
+    text = re.sub(r"(T\d\d:\d\d(?::\d\d(?:\.\d+)?)?) (\d\d:?\d\d)\Z", r"\1+\2", value.strip())
     try:
         moment: dt.datetime | None = dt.datetime.fromisoformat(text)
         if moment is not None and moment.tzinfo is not None:
