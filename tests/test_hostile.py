@@ -279,3 +279,19 @@ async def test_v1_far_pages_are_empty_and_unknown_parameters_are_named(
         "&sortBy=firstName"
     )
     assert (await client.get(f"/api/v1/customers?{documented}", headers=STAFF)).status_code == 200
+
+
+def test_compose_trusts_only_its_own_network() -> None:
+    import ipaddress
+    from pathlib import Path
+
+    import yaml
+
+    compose = yaml.safe_load((Path(__file__).parents[1] / "docker-compose.yml").read_text())
+    trusted = compose["services"]["jambo"]["environment"]["FORWARDED_ALLOW_IPS"]
+    assert "*" not in trusted
+    (pool,) = compose["networks"]["default"]["ipam"]["config"]
+    for item in trusted.split(","):
+        network = ipaddress.ip_network(item.strip())
+        assert network.subnet_of(ipaddress.ip_network(pool["subnet"]))
+        assert ipaddress.ip_address(pool["gateway"]) not in network
