@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import http.client
 import json
 import statistics
+import subprocess
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -70,19 +73,21 @@ async def bodies(base: str, staff: str, ulid: str, customer: str) -> dict[str, A
     return out
 
 
-async def _healthz_probe(base: str, stop: asyncio.Event) -> list[float]:
-    """/healthz every 20 ms on a fresh connection each time, until `stop`; latencies in ms."""
-    samples: list[float] = []
+def _healthz_probe(base: str, stop: threading.Event, samples: list[float]) -> None:
+    """/healthz every 20 ms on a fresh connection, from a thread of its own (the flood's
+    event loop must not delay the probe), until `stop`; latencies in ms."""
+    parts = urlsplit(base)
     while not stop.is_set():
         start = time.perf_counter()
         try:
-            async with httpx.AsyncClient(base_url=base, timeout=LIMIT_S) as http:
-                await http.get("/healthz")
+            conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=LIMIT_S)
+            conn.request("GET", "/healthz")
+            conn.getresponse().read()
+            conn.close()
             samples.append((time.perf_counter() - start) * 1000)
-        except httpx.HTTPError:
+        except OSError:
             samples.append(LIMIT_S * 1000)
-        await asyncio.sleep(0.02)
-    return samples
+        stop.wait(0.02)
 
 
 def _summary(samples: list[float]) -> dict[str, float]:
@@ -98,12 +103,15 @@ def _summary(samples: list[float]) -> dict[str, float]:
 
 
 async def _during(base: str, load: Callable[[], Awaitable[Any]]) -> dict[str, Any]:
-    stop = asyncio.Event()
-    probe = asyncio.create_task(_healthz_probe(base, stop))
+    stop = threading.Event()
+    samples: list[float] = []
+    probe = threading.Thread(target=_healthz_probe, args=(base, stop, samples))
+    probe.start()
     await asyncio.sleep(0.2)
     result = await load()
     stop.set()
-    return {"load": result, "healthz": _summary(await probe)}
+    probe.join()
+    return {"load": result, "healthz": _summary(samples)}
 
 
 async def _open(base: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -253,6 +261,35 @@ async def crowd(
     }
 
 
+def crowd_wrk(
+    base: str, staff: str, ulid: str, connections: int = 2000, seconds: int = 5
+) -> dict[str, Any]:
+    """The same crowd driven by wrk (a C client: the figures are the server's, not those
+    of a Python client sharing the two cores)."""
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
+        + ["-H", f"Authorization: Bearer {staff}", f"{base}/api/v1/customers/{ulid}"],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+    ).stdout
+    lines = [line.strip() for line in out.splitlines()]
+    found: dict[str, Any] = {"connections": connections}
+    for line in lines:
+        for label in ("50%", "90%", "99%"):
+            if line.startswith(label):
+                found[f"p{label[:-1]}"] = line.split()[1]
+        if "requests in" in line:
+            found["requests"] = int(line.split()[0])
+        if line.startswith("Non-2xx"):
+            found["non_2xx"] = int(line.split()[-1])
+        if line.startswith("Socket errors"):
+            found["socket_errors"] = line.split(":", 1)[1].strip()
+    if found.get("requests"):
+        found["shed_share"] = round(found.get("non_2xx", 0) / found["requests"], 3)
+    return found
+
+
 async def junk_ids(base: str, staff: str, ulid: str, customer: str) -> dict[str, int]:
     """Status of ids with a trailing newline or other junk on v1, Jambo and deletion."""
     out: dict[str, int] = {}
@@ -290,6 +327,12 @@ async def main() -> None:
         "slow": lambda: slow_flood(args.base),
         "bulk": lambda: bulk(args.base, args.staff),
         "crowd": lambda: crowd(args.base, args.staff, args.ulid, args.connections),
+        "wrk": lambda: _during(
+            args.base,
+            lambda: asyncio.to_thread(
+                crowd_wrk, args.base, args.staff, args.ulid, args.connections
+            ),
+        ),
     }
     for name in args.only.split(","):
         print(json.dumps({name: await trials[name]()}), flush=True)
