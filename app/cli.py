@@ -69,6 +69,8 @@ def serve(
     """Serve the API with uvicorn (embedded PostgreSQL when DATABASE_URL is unset)."""
     import uvicorn
 
+    from app.server import uvicorn_options
+
     settings = get_settings()
     refuse_weak_secret(settings)
     resolve_database_url(settings)  # exports DATABASE_URL so every worker shares the database
@@ -99,6 +101,8 @@ def serve(
         port=port,
         workers=workers,
         proxy_headers=False,  # the app applies X-Forwarded-* itself (FORWARDED_ALLOW_IPS)
+        # Header cap, header/body read timeouts, keep-alive and connection cap (app/server.py).
+        **uvicorn_options(settings),
         timeout_graceful_shutdown=20,
         log_config=None,
         access_log=False,

@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     allowed_origins: CsvList = Field(default_factory=lambda: ["http://localhost:8000"])
     cors_allow_origins: CsvList = Field(default_factory=list)
     forwarded_allow_ips: str = "127.0.0.1"
+    allowed_hosts: CsvList = Field(default_factory=lambda: ["localhost", "127.0.0.1", "[::1]"])
     root_path: str = ""
 
     smtp_host: str | None = None
@@ -63,6 +64,14 @@ class Settings(BaseSettings):
     sign_in_max_codes_per_hour: int = 5
     max_body_bytes: int = 1024 * 1024
     max_bulk_items: int = 10_000
+    # Per worker: requests past this many in flight are shed at once (503, Retry-After).
+    max_requests_in_flight: int = 200
+    # Per worker: open connections (lowered to fit the file-descriptor limit).
+    max_connections: int = 4096
+    max_header_bytes: int = 64 * 1024
+    header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 30.0
+    keep_alive_timeout_seconds: int = 5
 
     log_level: str = "INFO"
     data_dir: str = ".data"
@@ -70,6 +79,7 @@ class Settings(BaseSettings):
     @field_validator(
         "jwt_algorithms",
         "allowed_origins",
+        "allowed_hosts",
         "cors_allow_origins",
         "supported_languages",
         mode="before",

@@ -26,6 +26,11 @@ from app.contracts.v1 import router as customers_v1
 from app.contracts.v3 import language
 from app.contracts.v3 import router as me
 from app.db.migrations import head_revision
+from app.hardening import (
+    AdmissionMiddleware,
+    AllowedHostsMiddleware,
+    HtmlSecurityHeadersMiddleware,
+)
 from app.logs import setup_logging
 from app.metrics import watch_pools
 from app.middleware import ForwardedHeadersMiddleware, RequestContextMiddleware, RootPathMiddleware
@@ -61,7 +66,7 @@ def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
             table.append((re.compile(f"^{pattern}$"), [m.upper() for m in operations]))
         app.state.allow_table = table
     path = request.scope["path"][len(request.scope.get("root_path", "")) :] or "/"
-    methods = {m for pattern, ms in table if pattern.match(path) for m in ms}
+    methods = {m for pattern, ms in table if pattern.fullmatch(path) for m in ms}
     order = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
     return sorted(methods, key=lambda m: order.index(m) if m in order else len(order))
 
@@ -163,6 +168,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["ETag", "Location", "Content-Location", "X-Request-ID"],
             max_age=600,
         )
+
+    def render_for(path: str) -> Renderer | None:
+        return renderer_for_path(path, renderers)
+
+    # Innermost first: HTML headers, then the Host check, then shedding (inside the request
+    # context, so that a shed or refused request still gets its id, access line and metric).
+    app.add_middleware(HtmlSecurityHeadersMiddleware)
+    app.add_middleware(
+        AllowedHostsMiddleware, allowed=settings.allowed_hosts, render_for=render_for
+    )
+    app.add_middleware(
+        AdmissionMiddleware, limit=settings.max_requests_in_flight, render_for=render_for
+    )
     app.add_middleware(RequestContextMiddleware)
     # X-Forwarded-Proto/-For/-Host from trusted proxies only; done here rather than by the
     # server so that every way of running the app behaves the same.

@@ -45,7 +45,7 @@ class RequestContextMiddleware:
                 incoming = value.decode("latin-1")
                 break
         # An id need not be unguessable, only unique enough: getrandbits is ~10x cheaper.
-        request_id = incoming if _SAFE_ID.match(incoming) else f"{random.getrandbits(128):032x}"
+        request_id = incoming if _SAFE_ID.fullmatch(incoming) else f"{random.getrandbits(128):032x}"
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
         start = time.perf_counter()
@@ -114,6 +114,15 @@ class ForwardedHeadersMiddleware:
             return False
         return any(address in net for net in self.networks)
 
+    def _client(self, value: bytes | None) -> str:
+        """The right-most X-Forwarded-For entry that is not one of our proxies: entries to
+        its left were written by the client itself and prove nothing."""
+        entries = [e.strip() for e in (value or b"").decode("latin-1").split(",")]
+        for entry in reversed(entries):
+            if entry and not self._trusted(entry):
+                return entry
+        return next((e for e in entries if e), "")
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
@@ -121,24 +130,31 @@ class ForwardedHeadersMiddleware:
         # Cheap scan first: most requests carry no forwarded headers at all.
         headers = {k: v for k, v in scope["headers"] if k.startswith(b"x-forwarded-")}
         if headers and self._trusted((scope.get("client") or (None,))[0]):
-            proto = headers.get(b"x-forwarded-proto", b"").decode("latin-1").split(",")[0].strip()
+            # Proto, host and port: the entry our proxy appended (the last); earlier ones
+            # came from whoever called it and may be anything.
+            proto = _last(headers.get(b"x-forwarded-proto"))
             if proto in ("http", "https"):
                 scope["scheme"] = proto
-            host = headers.get(b"x-forwarded-host", b"").decode("latin-1").split(",")[0].strip()
-            port = headers.get(b"x-forwarded-port", b"").decode("latin-1").split(",")[0].strip()
-            if host and _HOST.match(host):
+            host = _last(headers.get(b"x-forwarded-host"))
+            port = _last(headers.get(b"x-forwarded-port"))
+            if host and _HOST.fullmatch(host):
                 if port.isdigit() and ":" not in host:
                     host = f"{host}:{port}"
                 scope["headers"] = [(k, v) for k, v in scope["headers"] if k != b"host"] + [
                     (b"host", host.encode("latin-1"))
                 ]
-            client = headers.get(b"x-forwarded-for", b"").decode("latin-1").split(",")[0].strip()
+            client = self._client(headers.get(b"x-forwarded-for"))
             if client:
                 scope["client"] = (client, 0)
         await self.app(scope, receive, send)
 
 
-_HOST = re.compile(r"^[A-Za-z0-9.\-\[\]:]{1,255}$")
+_HOST = re.compile(r"[A-Za-z0-9.\-\[\]:]{1,255}")
+
+
+def _last(value: bytes | None) -> str:
+    """The last entry of a comma-separated forwarded header ('' when absent)."""
+    return (value or b"").decode("latin-1").rsplit(",", 1)[-1].strip()
 
 
 class RootPathMiddleware:

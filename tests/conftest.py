@@ -118,6 +118,8 @@ def settings(database_url: str, mailbox: Mailbox) -> Settings:
         smtp_port=mailbox.port,
         allowed_origins=[ORIGIN],
         cors_allow_origins=["https://frontend.example.com"],
+        # The hosts the tests' clients use (the default allows only localhost's names).
+        allowed_hosts=["testserver", "t", "gw", "internal", "api.example.com", "shop.example"],
         log_level="WARNING",
         _env_file=None,  # type: ignore[call-arg]
     )

@@ -8,7 +8,9 @@ from ulid import ULID
 from app.errors import NotFound
 
 ULID_PATTERN = r"^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$"
-_ULID_RE = re.compile(ULID_PATTERN)
+# Matched whole: `$` also matches before a final newline, and "<ulid>\n" then reached
+# ULID.from_str, which refuses it (a 500).
+_ULID_RE = re.compile(ULID_PATTERN.removeprefix("^").removesuffix("$"))
 
 
 def new_id() -> uuid.UUID:
@@ -18,7 +20,7 @@ def new_id() -> uuid.UUID:
 
 def parse_ulid(text: str) -> uuid.UUID | None:
     """The uuid of a ULID string, or None when it is not one."""
-    if not _ULID_RE.match(text):
+    if not _ULID_RE.fullmatch(text):
         return None
     return ULID.from_str(text.upper()).to_uuid()
 

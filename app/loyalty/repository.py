@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from sqlalchemy import ColumnElement, Select, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -21,7 +22,7 @@ COLUMNS = [T.c[name] for name in FIELDS]
 # `identifier` is the seed's name for ordering by loyalty_id.
 ORDERABLE = {name: T.c["loyalty_id" if name == "identifier" else name] for name in ORDERING_FIELDS}
 
-# One statement for a whole batch. The arrays hold distinct keys; ids are drawn in input
+# One statement for a whole batch. The rows hold distinct keys; ids are drawn in input
 # order (`ord`, so the list's creation order is the upload's order), then rows are written
 # sorted by key, so overlapping uploads lock their rows in the same order (no deadlock) and a
 # later upload waits for, then updates, what an earlier one inserted.
@@ -29,15 +30,15 @@ ORDERABLE = {name: T.c["loyalty_id" if name == "identifier" else name] for name 
 # nothing by itself (one round trip, where BEGIN … COMMIT took three).
 UPSERT = """
     WITH input AS (
-        SELECT * FROM unnest(
-            $1::integer[], $2::varchar[], $3::varchar[], $4::numeric[], $5::varchar[],
-            $6::date[], $7::boolean[]
-        ) AS u(ord, loyalty_id, cardno, discount, client_name, client_birthday, is_male)
+        SELECT * FROM json_to_recordset($1::json) AS u(
+            ord integer, loyalty_id varchar, cardno varchar, discount numeric,
+            client_name varchar, client_birthday date, is_male boolean
+        )
     ), numbered AS MATERIALIZED (
         SELECT nextval((SELECT pg_get_serial_sequence('loyalty_members', 'id')::regclass)) AS id,
             input.*
         FROM input ORDER BY ord
-    )
+    ), written AS (
     INSERT INTO loyalty_members
         (id, loyalty_id, cardno, discount, client_name, client_birthday, is_male)
     SELECT id, loyalty_id, cardno, discount, client_name, client_birthday, is_male
@@ -50,6 +51,8 @@ UPSERT = """
         is_male = excluded.is_male,
         updated_at = now()
     RETURNING (xmax = 0) AS inserted
+    )
+    SELECT count(*) FILTER (WHERE inserted) FROM written
 """
 
 
@@ -102,9 +105,11 @@ async def upsert(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> int:
     one statement (give it an autocommit connection); returns how many were inserted."""
     if not rows:
         return 0
-    arrays = tuple([row[field] for row in rows] for field in ("ord", *FIELDS))
-    result = await conn.exec_driver_sql(UPSERT, arrays)
-    return sum(1 for (inserted,) in result if inserted)
+    # One JSON text, not seven arrays: asyncpg encodes arrays (numerics, dates) element by
+    # element while holding the event loop, ~0.3 s for 10,000 rows; a string is one copy.
+    payload = orjson.dumps(rows, default=str).decode()  # Decimal → "1.5", dates ISO
+    result = await conn.exec_driver_sql(UPSERT, (payload,))
+    return int(result.scalar_one())
 
 
 async def update_one(

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from app.bodies import OFF_LOOP_ITEMS, run_off_loop_if
 from app.config import Settings
 from app.db.database import Database
 from app.errors import DomainError, Invalid, NotFound
@@ -95,10 +96,14 @@ class LoyaltyService:
         limit = self.settings.max_bulk_items
         if len(raw_items) > limit:
             raise TooManyItems(f"Ensure this field has no more than {limit} elements.")
-        checked = self.validate(raw_items)
+        large = len(raw_items) > OFF_LOOP_ITEMS
+        checked = await run_off_loop_if(large, self.validate, raw_items)
         if not checked.ok:
             raise BulkInvalid(checked.errors)
-        return await self.upsert(checked.values)
+        if not checked.values:
+            return UpsertCounts(0, 0)
+        rows = await run_off_loop_if(large, dedupe, checked.values)
+        return await self._write(rows, len(checked.values))
 
     async def upload_one(self, raw: object) -> tuple[UpsertCounts, str]:
         """Validate and upsert one item (Invalid with its field errors); returns its key."""
@@ -111,9 +116,13 @@ class LoyaltyService:
         """Write cleaned items in one statement; a repeated key is one insert then updates."""
         if not values:
             return UpsertCounts(0, 0)
+        return await self._write(dedupe(values), len(values))
+
+    async def _write(self, rows: Sequence[dict[str, Any]], given: int) -> UpsertCounts:
+        """Upsert deduplicated rows; `given` items were uploaded (repeats count as updates)."""
         async with self.db.autocommit() as conn:
-            inserted = await repo.upsert(conn, dedupe(values))
-        return UpsertCounts(inserted, len(values) - inserted)
+            inserted = await repo.upsert(conn, rows)
+        return UpsertCounts(inserted, given - inserted)
 
     async def replace(self, loyalty_id: str, raw: object, *, partial: bool) -> MemberRecord:
         """PUT (every field, may rename) or PATCH (only the fields given)."""

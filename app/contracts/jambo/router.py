@@ -20,7 +20,7 @@ from app.contracts.routing import Problem, contract_route
 from app.customers.ids import customer_id_or_404, parse_ulid
 from app.customers.schemas import CustomerRecord
 from app.customers.validation import country_name
-from app.errors import NotFound
+from app.errors import Invalid, NotFound
 
 
 def render(request: Request, problem: Problem) -> Response:
@@ -134,8 +134,16 @@ def ok(payload: Any, status: int = 200) -> JSON:
     return JSON({"statusCode": status, "body": payload}, status_code=status)
 
 
+# Required by this contract (SPEC): present and not blank (DRF's CharField refuses "").
+REQUIRED = ("first_name", "last_name", "email", "nationality", "dob", "phone_number")
+
+
 def _changes(body: CustomerIn) -> dict[str, Any]:
-    return body.model_dump(exclude_unset=False)
+    changes = body.model_dump(exclude_unset=False)
+    blank = {f: ["This field may not be blank."] for f in REQUIRED if not changes[f].strip()}
+    if blank:
+        raise Invalid(blank)
+    return changes
 
 
 CustomerUlid = Annotated[
@@ -282,8 +290,16 @@ def _page(title: str, inner: str, status: int = 200) -> HTMLResponse:
         f"<body style='font-family:sans-serif;max-width:36em;margin:3em auto'><h1>{title}</h1>"
         f"{inner}</body></html>",
         status_code=status,
-        headers={"Referrer-Policy": "no-referrer"},  # the URL holds the token
+        # Nothing runs, nothing loads, nothing frames it; the token in its URL is never
+        # sent on as a Referer.
+        headers={"Content-Security-Policy": _PAGE_CSP, "Referrer-Policy": "no-referrer"},
     )
+
+
+_PAGE_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'; "
+    "frame-ancestors 'none'"
+)
 
 
 def _json_only(request: Request) -> bool:

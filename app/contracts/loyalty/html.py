@@ -6,6 +6,8 @@ the `url`, `next` and `previous` keys, whose values the service built itself.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import json
 import re
@@ -60,6 +62,13 @@ document.querySelectorAll('form[data-api]').forEach(function(f){
   if(go('POST',f.action,new URLSearchParams(new FormData(f)).toString())){e.preventDefault();}});});
 })();
 """
+
+# Only this page's own script and styles run; it cannot be framed (clickjacking).
+_SCRIPT_HASH = base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode()
+PAGE_CSP = (
+    f"default-src 'self'; script-src 'sha256-{_SCRIPT_HASH}'; style-src 'unsafe-inline'; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
 
 
 def _e(value: object) -> str:
@@ -175,4 +184,4 @@ def browsable_page(
         "<button type=submit>Use token</button></form>"
         f"</main><script>{_SCRIPT}</script></body></html>"
     )
-    return HTMLResponse(body, status_code=status)
+    return HTMLResponse(body, status_code=status, headers={"Content-Security-Policy": PAGE_CSP})

@@ -3,7 +3,6 @@ the browsable page, DRF's error bodies, Allow/Vary/HEAD on every answer, body pa
 
 from __future__ import annotations
 
-import re
 from typing import Any
 from urllib.parse import quote
 
@@ -11,6 +10,7 @@ import orjson
 from fastapi import Request
 from fastapi.responses import Response
 
+from app.bodies import OFF_LOOP_BYTES, run_off_loop_if, strip_trailing_commas
 from app.contracts.http import JSON, wants_html
 from app.contracts.loyalty.html import browsable_page
 from app.contracts.routing import (
@@ -179,16 +179,13 @@ def member_key(loyalty_id: str) -> str:
 
 # The seed's examples end objects with a trailing comma (`"is_male": false, }`); clients
 # copied them, so a body that only fails for that reason is read without those commas.
-_TRAILING_COMMA = re.compile(r'("(?:\\.|[^"\\])*")|,(\s*[}\]])')
-
-
 def _json(body: bytes) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         try:
             text = body.decode()
-            return orjson.loads(_TRAILING_COMMA.sub(lambda m: m[1] or m[2], text))
+            return orjson.loads(strip_trailing_commas(text))
         except (UnicodeDecodeError, orjson.JSONDecodeError):
             raise BadBody(400, f"JSON parse error - {exc}") from None
 
@@ -208,9 +205,14 @@ async def read_payload(request: Request) -> tuple[Any, str | None]:
             content, kind = data.pop("_content"), data.pop("_content_type", "application/json")
             if not isinstance(content, str) or kind != "application/json":
                 raise BadBody(415, f'Unsupported media type "{kind}" in request.')
-            return (_json(content.encode()) if content.strip() else {}), override
+            if not content.strip():
+                return {}, override
+            raw = content.encode()
+            return await run_off_loop_if(len(raw) > OFF_LOOP_BYTES, _json, raw), override
         return data, override
     if media in ("", "application/json") or media.endswith("+json"):
         body = await request.body()
-        return (_json(body) if body.strip() else {}), None
+        if not body.strip():
+            return {}, None
+        return await run_off_loop_if(len(body) > OFF_LOOP_BYTES, _json, body), None
     raise BadBody(415, f'Unsupported media type "{media}" in request.')

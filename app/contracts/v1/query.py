@@ -22,6 +22,28 @@ SORTABLE = {
 }
 FILTER_MAX, FILTER_MAX_VALUES = 200, 50
 PAGE_SIZE, MAX_PAGE_SIZE = 100, 1000
+# A page past the end is an empty page, however far (SPEC), up to what a JSON integer
+# holds; more digits than this are junk.
+PAGE_NO_DIGITS = 18
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def page_number(value: str | None) -> int | None:
+    """`pageNo`: 0 when absent, None when not a whole number of at most 18 ASCII digits."""
+    if value is None or value == "":
+        return 0
+    value = value.strip()
+    if len(value) > PAGE_NO_DIGITS or not _DIGITS.fullmatch(value):
+        return None
+    return int(value)
+
+
+def unknown_parameters(errors: dict[str, list[str]], names: list[str]) -> None:
+    """A parameter the list does not know is an error (a misspelt filter would otherwise
+    be ignored and the caller given every customer)."""
+    unknown = [n for n in dict.fromkeys(names) if n not in KNOWN_PARAMETERS]
+    for name in unknown[:10]:
+        errors[name[:50]] = [f"is not a parameter of this list; use one of {_KNOWN_TEXT}"]
 
 
 def filter_text(errors: dict[str, list[str]], name: str, value: str | None) -> str | None:
@@ -46,7 +68,7 @@ def timestamp(errors: dict[str, list[str]], value: str | None) -> dt.datetime | 
     if value is None or not value.strip():
         return None
     # An unencoded '+' in a query string arrives as a space: "10:15:30 11:00" means "+11:00".
-    text = re.sub(r"(T\d\d:\d\d(?::\d\d(?:\.\d+)?)?) (\d\d:?\d\d)$", r"\1+\2", value.strip())
+    text = re.sub(r"(T\d\d:\d\d(?::\d\d(?:\.\d+)?)?) (\d\d:?\d\d)\Z", r"\1+\2", value.strip())
     try:
         moment: dt.datetime | None = dt.datetime.fromisoformat(text)
         if moment is not None and moment.tzinfo is not None:
@@ -118,6 +140,11 @@ LIST_PARAMETERS = [
     _parameter("sortBy", "Fields, each optionally `:asc`/`:desc`", "firstName,lastName:desc"),
 ]
 
+
+# The seed mentions an `access_token` query parameter (only to say not to combine it with
+# the header): tolerated, never an error.
+KNOWN_PARAMETERS = frozenset({p["name"] for p in LIST_PARAMETERS} | {"access_token"})
+_KNOWN_TEXT = ", ".join(p["name"] for p in LIST_PARAMETERS)
 
 IF_NONE_MATCH = _parameter(
     "if-none-match", "ETag from an earlier GET: 304 while it is current", where="header"

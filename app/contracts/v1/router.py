@@ -21,8 +21,10 @@ from app.contracts.v1.query import (
     PAGE_SIZE,
     filter_list,
     filter_text,
+    page_number,
     sort,
     timestamp,
+    unknown_parameters,
 )
 from app.contracts.v1.schemas import (
     V1Customer,
@@ -147,7 +149,7 @@ async def list_customers(request: Request, _: StaffCustomersRead) -> Response:
     last_updated, sort_by = q.get("lastUpdated"), q.get("sortBy")
     page_no, page_size = q.get("pageNo"), q.get("pageSize")
     errors: dict[str, list[str]] = {}
-    number, size = parse_int(page_no, 0), parse_int(page_size, PAGE_SIZE)
+    number, size = page_number(page_no), parse_int(page_size, PAGE_SIZE)
     if number is None or number < 0:
         errors["pageNo"] = ["must be a whole number, 0 or more"]
     if size is None or not 1 <= size <= MAX_PAGE_SIZE:
@@ -162,6 +164,7 @@ async def list_customers(request: Request, _: StaffCustomersRead) -> Response:
         updated_since=timestamp(errors, last_updated),
     )
     order = sort(errors, sort_by)
+    unknown_parameters(errors, list(q.keys()))
     if errors or number is None or size is None:
         raise Invalid(errors)
     found = await services(request).customers.find(criteria, order, number * size, size)

@@ -40,7 +40,7 @@ def _ranges(header: str) -> list[tuple[str, float]]:
     for item in header.split(",")[:MAX_RANGES]:
         tag, *params = (part.strip() for part in item.split(";"))
         tag = tag.lower().replace("_", "-")
-        if not _TAG.match(tag):
+        if not _TAG.fullmatch(tag):
             continue
         quality = 1.0
         for param in params:

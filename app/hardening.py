@@ -1,0 +1,180 @@
+"""Pure-ASGI guards against hostile clients: allowed hosts, admission control (shed load at
+once instead of queueing), and security headers on every HTML page."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.contracts.http import JSON
+from app.contracts.routing import Problem, Renderer
+
+log = logging.getLogger("jambo.hardening")
+
+# Probes call these by IP and must answer even when the service sheds load.
+PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+class RateLimitedLog:
+    """One warning per event kind every few seconds, with how many were folded into it."""
+
+    def __init__(self, logger: logging.Logger, every: float = 5.0) -> None:
+        self.logger = logger
+        self.every = every
+        self.last: dict[str, float] = {}
+        self.folded: dict[str, int] = {}
+
+    def warn(self, event: str, message: str) -> None:
+        now = time.monotonic()
+        if now - self.last.get(event, -self.every) < self.every:
+            self.folded[event] = self.folded.get(event, 0) + 1
+            return
+        self.last[event] = now
+        extra = {"event": event, "folded_since_last": self.folded.pop(event, 0)}
+        self.logger.warning(message, extra=extra)
+
+
+warn = RateLimitedLog(log)
+
+
+def _path(scope: Scope) -> str:
+    """The path without ROOT_PATH (what the routes see)."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] or "/" if root and path.startswith(root) else path
+
+
+def host_name(value: str) -> str:
+    """The host of a Host header without its port, lower-case (`[::1]:8000` → `[::1]`)."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        end = value.find("]")
+        return value[: end + 1] if end > 0 else value
+    return value.partition(":")[0]
+
+
+async def _answer(
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    render_for: Callable[[str], Renderer | None],
+    problem: Problem,
+    safe_host: str | None = None,
+) -> None:
+    """`problem` in the contract's format of the path (plain JSON elsewhere)."""
+    if safe_host is not None:
+        # Whatever the renderer builds from the request (links on the browsable page) must
+        # not carry the host we are refusing.
+        headers = [(k, v) for k, v in scope["headers"] if k != b"host"]
+        scope = {**scope, "headers": [*headers, (b"host", safe_host.encode("latin-1"))]}
+    render = render_for(_path(scope))
+    response: Response
+    if render is None:
+        response = JSON({"detail": problem.message}, status_code=problem.status)
+    else:
+        response = render(Request(scope, receive), problem)
+    response.headers.update(problem.headers)
+    await response(scope, receive, send)
+
+
+class AllowedHostsMiddleware:
+    """400 for a Host (after trusted X-Forwarded-Host) not in ALLOWED_HOSTS; probes exempt.
+
+    Links, Location and Starlette's redirects are built from the Host: once it is checked,
+    none of them can point anywhere else.
+    """
+
+    def __init__(
+        self, app: ASGIApp, allowed: list[str], render_for: Callable[[str], Renderer | None]
+    ) -> None:
+        self.app = app
+        self.any = "*" in allowed
+        self.allowed = frozenset(host_name(h) for h in allowed if h != "*")
+        self.fallback = next(iter(sorted(self.allowed)), "localhost")
+        self.render_for = render_for
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.any or scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        host = ""
+        for key, value in scope["headers"]:
+            if key == b"host":
+                host = value.decode("latin-1")
+                break
+        if host_name(host) in self.allowed or _path(scope) in PROBES:
+            await self.app(scope, receive, send)
+            return
+        warn.warn("disallowed_host", "request for a host not in ALLOWED_HOSTS: 400")
+        problem = Problem(400, "Invalid Host header: this host is not served here.")
+        await _answer(scope, receive, send, self.render_for, problem, self.fallback)
+
+
+class AdmissionMiddleware:
+    """Past MAX_REQUESTS_IN_FLIGHT requests in this worker, answer 503 with Retry-After at
+    once (in the contract's format) rather than queue: a client retrying later is served
+    sooner than one waiting behind thousands of others. Probes are never shed."""
+
+    def __init__(
+        self, app: ASGIApp, limit: int, render_for: Callable[[str], Renderer | None]
+    ) -> None:
+        self.app = app
+        self.limit = limit
+        self.in_flight = 0
+        self.render_for = render_for
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or _path(scope) in PROBES:
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.limit:
+            warn.warn("shed", f"over {self.limit} requests in flight: answering 503")
+            problem = Problem(
+                503, "The service is busy; retry shortly.", headers={"Retry-After": "1"}
+            )
+            await _answer(scope, receive, send, self.render_for, problem)
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+
+# Pages may set a stricter policy of their own; this one only forbids framing and plugins.
+DEFAULT_CSP = b"frame-ancestors 'none'; object-src 'none'; base-uri 'none'"
+_HTML_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"content-security-policy", DEFAULT_CSP),
+    (b"referrer-policy", b"no-referrer"),
+)
+
+
+class HtmlSecurityHeadersMiddleware:
+    """nosniff, a CSP with frame-ancestors 'none' and Referrer-Policy: no-referrer on every
+    HTML response (pages that set their own CSP or Referrer-Policy keep them)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {k.lower() for k, _ in headers}
+                kind = next((v for k, v in headers if k.lower() == b"content-type"), b"")
+                if kind.startswith(b"text/html"):
+                    headers += [(k, v) for k, v in _HTML_HEADERS if k not in names]
+                    message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
