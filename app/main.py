@@ -25,6 +25,7 @@ from app.logs import setup_logging
 from app.mail import make_mailer
 from app.metrics import watch_pools
 from app.middleware import ForwardedHeadersMiddleware, RequestContextMiddleware, RootPathMiddleware
+from app.openapi_doc import finish as finish_document
 from app.privacy.service import DeletionService
 from app.routers import auth, customers, customers_v1, health, language, loyalty, loyalty_http, me
 from app.schema import head_revision
@@ -155,7 +156,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = _documented_errors(get_openapi_schema())
+            app.openapi_schema = finish_document(_documented_errors(get_openapi_schema()))
         return app.openapi_schema
 
     get_openapi_schema = app.openapi
