@@ -10,7 +10,7 @@ from copy import deepcopy
 from typing import Any
 
 from app.loyalty.openapi import LOYALTY_COMPONENTS
-from app.loyalty.schemas import metadata
+from app.loyalty.schemas import DATE_PATTERN, metadata
 from app.routers.customers_v1_schemas import CUSTOMER_EXAMPLE
 
 # Chosen, stable operation ids: generated clients name their functions after them, so they
@@ -98,20 +98,34 @@ _INTEGER_PARAMETERS: dict[tuple[str, str], dict[str, Any]] = {
     ("/api/v1/loyalty/", "page_size"): {"type": "integer", "minimum": 1},
 }
 
-# String formats of component properties (on the string branch of a nullable one).
+# String formats of what the service answers (on the string branch of a nullable property).
 _FORMATS: dict[str, dict[str, str]] = {
-    "CustomerIn": {"dob": "date", "email": "email"},
     "CustomerOut": {"dob": "date", "email": "email"},
     "V1Customer": {"dob": "date", "email": "email", "lastUpdated": "date-time"},
-    "V1CustomerWrite": {"dob": "date", "email": "email"},
-    "V1CustomerPatch": {"dob": "date", "email": "email"},
     "CustomerV3": {"dob": "date", "email": "email"},
-    "EmailCodeIn": {"email": "email"},
-    "LoyaltyMemberWrite": {"client_birthday": "date"},
-    "LoyaltyMemberForm": {"client_birthday": "date"},
-    "LoyaltyMemberPatch": {"client_birthday": "date"},
-    "LoyaltyMemberPatchForm": {"client_birthday": "date"},
 }
+# What it reads: the format, or the other spellings it accepts too (blank for none; the
+# register's other date forms), so that a schema-valid value is never refused for its shape.
+_BLANK = {"type": "string", "maxLength": 0}
+_INPUT_FORMATS: dict[str, dict[str, dict[str, Any]]] = {
+    "CustomerIn": {"dob": _BLANK, "email": _BLANK},
+    "V1CustomerWrite": {"dob": _BLANK, "email": _BLANK},
+    "V1CustomerPatch": {"dob": _BLANK, "email": _BLANK},
+    "LoyaltyMemberWrite": {"client_birthday": {"type": "string", "pattern": DATE_PATTERN}},
+    "LoyaltyMemberPatch": {"client_birthday": {"type": "string", "pattern": DATE_PATTERN}},
+}
+_INPUT_KIND = {"dob": "date", "email": "email", "client_birthday": "date"}
+
+
+def _input_format(prop: dict[str, Any], fmt: str, other: dict[str, Any]) -> dict[str, Any]:
+    """`{format} | other spelling` (| null where the property was nullable)."""
+    keep = {k: v for k, v in prop.items() if k in ("title", "description")}
+    nullable = any(b.get("type") == "null" for b in prop.get("anyOf", []))
+    branches = [{"type": "string", "format": fmt}, other]
+    if nullable:
+        branches.append({"type": "null"})
+    return {**keep, "anyOf": branches}
+
 
 # Success examples for the routes whose models carry none (the answers' bodies in full).
 _JAMBO_CUSTOMER = {
@@ -236,6 +250,11 @@ def finish(schema: dict[str, Any]) -> dict[str, Any]:
             target = components.get(name, {}).get("properties", {}).get(prop)
             if target is not None:
                 _set_format(target, fmt)
+    for name, others in _INPUT_FORMATS.items():
+        properties = components.get(name, {}).get("properties", {})
+        for prop, other in others.items():
+            if prop in properties:
+                properties[prop] = _input_format(properties[prop], _INPUT_KIND[prop], other)
     for path, operations in paths.items():
         for method, operation in operations.items():
             operation["operationId"] = OPERATION_IDS.get(
@@ -249,7 +268,10 @@ def finish(schema: dict[str, Any]) -> dict[str, Any]:
                     }
                     parameter["schema"] = {**keep, **integer}
                 if (path, parameter["name"]) == ("/api/v1/customers", "lastUpdated"):
-                    parameter["schema"] = {"type": "string", "format": "date-time"}
+                    # blank: no filter, as before
+                    parameter["schema"] = {
+                        "anyOf": [{"type": "string", "format": "date-time"}, _BLANK]
+                    }
             if method == "head" or path == "/metrics":
                 for answer in operation.get("responses", {}).values():
                     answer.pop("content", None)  # HEAD answers no body
