@@ -27,6 +27,7 @@ from app.metrics import watch_pools
 from app.middleware import ForwardedHeadersMiddleware, RequestContextMiddleware, RootPathMiddleware
 from app.openapi_doc import finish as finish_document
 from app.privacy.service import DeletionService
+from app.redoc import add_redoc
 from app.routers import auth, customers, customers_v1, health, language, loyalty, loyalty_http, me
 from app.schema import head_revision
 from app.security import TokenVerifier
@@ -120,7 +121,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        redoc_url=None,  # app.redoc's page instead: nothing fetched from outside
     )
+    add_redoc(app)
     app.state.settings = settings
     renderers = _unmatched_renderers()
 

@@ -137,3 +137,15 @@ async def test_every_operation_has_an_example(spec: dict[str, Any]) -> None:
     for method in ("get", "post"):
         media = confirm[method]["responses"]["200"]["content"]["application/json"]
         assert media["example"]["body"] == "Customer deleted successfully"
+
+
+async def test_redoc_fetches_nothing_from_outside(client: httpx.AsyncClient) -> None:
+    """The page names no other host, and its policy stops the script's CDN logo."""
+    redoc = await client.get("/redoc")
+    assert redoc.status_code == 200
+    assert not re.search(r"(https?:)?//[a-z]", redoc.text.replace('content="', "")), redoc.text
+    policy = redoc.headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "img-src 'self' data:" in policy
+    assert "cdn." not in policy and "https:" not in policy
+    script = await client.get("/static-offline-docs/redoc.standalone.js")
+    assert script.status_code == 200
