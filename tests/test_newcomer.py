@@ -125,3 +125,10 @@ async def test_the_default_origin_is_the_served_address(
         ):
             answer = await http.post(url, headers=customer_auth(ulid), json={"origin": origin})
             assert answer.status_code == status, (origin, answer.text)
+
+
+async def test_the_loyalty_page_shows_its_token_box_first(client: httpx.AsyncClient) -> None:
+    page = await client.get("/api/v1/loyalty/", headers={"Accept": "text/html"})
+    assert page.status_code == 401
+    text = page.text
+    assert text.index('id="token-form"') < text.index("HTTP 401") < text.index("<pre>")
