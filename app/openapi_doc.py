@@ -159,7 +159,7 @@ _EXAMPLES: dict[tuple[str, str], Any] = {
     ("put", "/api/customers"): {"statusCode": 200, "body": _JAMBO_CUSTOMER},
     ("get", "/api/customer/{customer_ulid}"): {"statusCode": 200, "body": _JAMBO_CUSTOMER},
     ("put", "/api/customer/{customer_ulid}"): {"statusCode": 200, "body": _JAMBO_CUSTOMER},
-    ("delete", "/api/customer/{customer_ulid}"): _DELETED,
+    ("delete", "/api/customer/{customer_ulid}"): {"statusCode": 204},
     ("post", "/api/customer/{customer_ulid}/delete/request"): {
         "statusCode": 200,
         "body": "Data deletion link sent successfully",
