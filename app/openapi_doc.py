@@ -200,7 +200,8 @@ def _v1_bodies(components: dict[str, Any], paths: dict[str, Any]) -> None:
     write["title"] = "V1CustomerWrite"
     write["required"] = ["firstName", "lastName"]
     for name in ("firstName", "lastName"):
-        write["properties"][name] = {"type": "string", "title": name.capitalize()}
+        title = write["properties"][name].get("title", name)
+        write["properties"][name] = {"type": "string", "title": title}
     patch = deepcopy(lenient)
     patch["title"] = "V1CustomerPatch"
     patch["description"] = "JSON merge patch: only the members sent change; `null` clears one."
