@@ -15,13 +15,18 @@ OPENAPI_TS_VERSION=${OPENAPI_TS_VERSION:-7.13.0}
 TYPESCRIPT_VERSION=${TYPESCRIPT_VERSION:-5.9.3}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/jambo-clients.XXXXXX")
 ORIGIN="http://127.0.0.1:8000"
-export PYTHONPATH=$ROOT JAMBO_CLI="$PY -m app.cli"
+export PYTHONPATH=$ROOT JAMBO_CLI="$PY -m app.cli"  # the project's code, for its own python
 export JWT_SECRET="clients-check-secret-0123456789abcdef0123456789"
 export SMTP_HOST="" ALLOWED_ORIGINS=$ORIGIN LOG_LEVEL=WARNING
 SERVER_PID="" DB_NAME="" ADMIN_URL=""
 
 cleanup() {
-    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
+    local status=$?
+    set +e
+    if [ -n "$SERVER_PID" ]; then
+        kill "$SERVER_PID" 2>/dev/null
+        wait "$SERVER_PID" 2>/dev/null
+    fi
     if [ -n "$DB_NAME" ]; then
         "$PY" -c 'import asyncio, asyncpg, sys
 async def main():
@@ -33,6 +38,7 @@ asyncio.run(main())' "$ADMIN_URL" "$DB_NAME" || true
         DATA_DIR="$WORK/data" "$PY" -m app.cli db stop >/dev/null 2>&1 || true
     fi
     rm -rf "$WORK"
+    exit "$status"
 }
 trap cleanup EXIT
 
@@ -64,11 +70,13 @@ curl -fsS "$BASE/openapi.json" -o "$WORK/openapi.json"
 echo "--- service on $BASE (${DB_NAME:-embedded PostgreSQL})"
 
 # --- Python: openapi-python-client
+# The generator's venv sees nothing of the project (its metadata on PYTHONPATH would make
+# pip report the project's dependencies as missing).
 python3 -m venv "$WORK/venv"
-"$WORK/venv/bin/pip" install -qq --disable-pip-version-check \
+PYTHONPATH= "$WORK/venv/bin/pip" install -qq --disable-pip-version-check \
     "openapi-python-client==$OPC_VERSION"
 printf 'post_hooks: []\n' >"$WORK/opc.yaml" # no ruff pass: its absence is itself a warning
-(cd "$WORK" && "$WORK/venv/bin/openapi-python-client" generate --path openapi.json \
+(cd "$WORK" && PYTHONPATH= "$WORK/venv/bin/openapi-python-client" generate --path openapi.json \
     --meta none --output-path jambo_client --config opc.yaml) >"$WORK/generate.log" 2>&1 ||
     { cat "$WORK/generate.log"; exit 1; }
 if grep -qiE "warning|unable to|could not" "$WORK/generate.log"; then
@@ -77,8 +85,8 @@ if grep -qiE "warning|unable to|could not" "$WORK/generate.log"; then
     exit 1
 fi
 echo "--- openapi-python-client $OPC_VERSION: no warnings"
-"$WORK/venv/bin/python" tests/clients/import_all.py "$WORK" jambo_client
-"$WORK/venv/bin/python" tests/clients/flow.py "$BASE" "$WORK" "$ORIGIN"
+PYTHONPATH= "$WORK/venv/bin/python" tests/clients/import_all.py "$WORK" jambo_client
+PYTHONPATH= "$WORK/venv/bin/python" tests/clients/flow.py "$BASE" "$WORK" "$ORIGIN"
 grep -q "mail not sent" "$WORK/server.log" ||
     { echo "the deletion mail was not written to the log" >&2; exit 1; }
 echo "deletion mail written to the service's log (SMTP_HOST unset)"
