@@ -4,7 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test lint format bench migrate clean
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run stop test lint format bench migrate clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -15,8 +18,11 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-run: $(STAMP)  ## serve on http://127.0.0.1:8000 (embedded PostgreSQL unless DATABASE_URL is set)
-	$(BIN)/jambo serve --print-token
+run: $(STAMP)  ## serve on http://$(HOST):$(PORT) (embedded PostgreSQL unless DATABASE_URL is set)
+	$(BIN)/jambo serve --host $(HOST) --port $(PORT) --print-token
+
+stop:  ## stop the embedded PostgreSQL that `make run` leaves running
+	@if [ -x $(BIN)/jambo ]; then $(BIN)/jambo db stop; fi
 
 test: $(STAMP)  ## the whole suite on a real PostgreSQL (TEST_DATABASE_URL, else embedded)
 	$(BIN)/pytest -q
@@ -37,5 +43,5 @@ migrate: $(STAMP)
 bench: $(STAMP)  ## benchmark against the floor app; QUICK=1 for a short run
 	$(BIN)/python -m bench.run $(if $(QUICK),--quick,)
 
-clean:
+clean: stop  ## stop the embedded PostgreSQL, remove the venv and caches (data in .data/ stays)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

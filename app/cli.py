@@ -10,18 +10,25 @@ from rich.console import Console
 
 from app.config import Settings, get_settings
 from app.db.engine import resolve_database_url
+from app.embedded import db_app
 from app.loyalty.cli import loyalty_app
+from app.serving import origins_for, port_problem
 
 if TYPE_CHECKING:
     from app.auth.service import AuthService
 
 T = TypeVar("T")
-app = typer.Typer(help="Jambo customer-management service.", no_args_is_help=True)
+app = typer.Typer(
+    help="Jambo customer-management service.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # locals hold settings and tokens; pages of them
+)
 clients_app = typer.Typer(
     help="API clients for the client-credentials grant.", no_args_is_help=True
 )
 app.add_typer(clients_app, name="clients")
 app.add_typer(loyalty_app, name="loyalty")
+app.add_typer(db_app, name="db")
 console = Console(stderr=True)
 
 
@@ -68,6 +75,15 @@ def serve(
 ) -> None:
     """Serve the API with uvicorn (embedded PostgreSQL when DATABASE_URL is unset)."""
     import uvicorn
+
+    problem = port_problem(host, port)
+    if problem:
+        console.print(f"[red]{problem}[/red]", soft_wrap=True)
+        raise typer.Exit(1)
+    if "allowed_origins" not in get_settings().model_fields_set:
+        # The default deletion-link origins follow the address actually served.
+        os.environ["ALLOWED_ORIGINS"] = ",".join(origins_for(host, port))
+        get_settings.cache_clear()
 
     from app.server import uvicorn_options
 

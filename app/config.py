@@ -1,18 +1,21 @@
 """Settings, read once from the environment (and an optional .env)."""
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CsvList = Annotated[list[str], NoDecode]
+_PROJECT_ENV = str(Path(__file__).resolve().parent.parent / ".env")
 
 
 class Settings(BaseSettings):
     """Every setting of the service; `.env.example` lists them with their defaults."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # The project's .env wherever `jambo` is run from, then one in the current folder.
+    model_config = SettingsConfigDict(env_file=(_PROJECT_ENV, ".env"), extra="ignore")
 
     database_url: str | None = None
     db_pool_size: int = 10
@@ -37,7 +40,10 @@ class Settings(BaseSettings):
     # How long a worker trusts what it read of a client's revocation (revoked: refused within).
     client_state_ttl_seconds: float = 5.0
 
-    allowed_origins: CsvList = Field(default_factory=lambda: ["http://localhost:8000"])
+    # Both spellings of the address `make run` prints (`jambo serve` uses its own port).
+    allowed_origins: CsvList = Field(
+        default_factory=lambda: ["http://127.0.0.1:8000", "http://localhost:8000"]
+    )
     cors_allow_origins: CsvList = Field(default_factory=list)
     forwarded_allow_ips: str = "127.0.0.1"
     allowed_hosts: CsvList = Field(default_factory=lambda: ["localhost", "127.0.0.1", "[::1]"])

@@ -34,6 +34,8 @@ from app.hardening import (
 from app.logs import setup_logging
 from app.metrics import watch_pools
 from app.middleware import ForwardedHeadersMiddleware, RequestContextMiddleware, RootPathMiddleware
+from app.openapi_doc import finish as finish_document
+from app.redoc import add_redoc
 from app.services import open_services
 
 DESCRIPTION = """One store of customers and loyalty-programme members behind four contracts:
@@ -114,7 +116,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        redoc_url=None,  # app.redoc's page instead: nothing fetched from outside
     )
+    add_redoc(app)
     app.state.settings = settings
     renderers = _unmatched_renderers()
 
@@ -150,7 +154,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = _documented_errors(get_openapi_schema())
+            app.openapi_schema = finish_document(_documented_errors(get_openapi_schema()))
         return app.openapi_schema
 
     get_openapi_schema = app.openapi

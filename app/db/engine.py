@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -18,10 +17,13 @@ def embedded_database_url(
 
     The server outlives this process unless `stop_at_exit` is set and this process started it.
     """
-    import pgserver  # imported lazily: only needed without DATABASE_URL
-    from pgserver.postgres_server import PostmasterInfo
+    from app.embedded import data_path, quiet_runtime_dir
 
-    root = Path(data_dir).absolute()
+    with quiet_runtime_dir():
+        import pgserver  # imported lazily: only needed without DATABASE_URL
+        from pgserver.postgres_server import PostmasterInfo
+
+    root = data_path(data_dir)
     root.mkdir(parents=True, exist_ok=True)
     running = PostmasterInfo.read_from_pgdata(root / "pg")
     started_here = running is None or not running.is_running()

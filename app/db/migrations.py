@@ -7,7 +7,7 @@ import asyncpg
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-_SOURCE_ROOT = Path(__file__).resolve().parents[1]
+_SOURCE_ROOT = Path(__file__).resolve().parents[2]
 
 
 def alembic_config(database_url: str | None = None) -> Config:

@@ -103,7 +103,7 @@ class DeletionRequest(BaseModel):
     origin: StrictStr
 
 
-class Detail(BaseModel):
+class JamboDetail(BaseModel):
     detail: str
 
 
@@ -169,7 +169,7 @@ async def create_customer(
 @router.get(
     "/api/customers",
     response_model=CustomerList,
-    responses={**ERRORS, 404: {"model": Detail, "description": "`page` is past the end"}},
+    responses={**ERRORS, 404: {"model": JamboDetail, "description": "`page` is past the end"}},
     summary="List customers",
 )
 async def list_customers(
@@ -312,7 +312,7 @@ def _json_only(request: Request) -> bool:
     "/api/customer/{token}/delete/confirm",
     response_model=MessageEnvelope,
     responses={
-        404: {"model": Detail, "description": "Bad, expired or used token"},
+        404: {"model": JamboDetail, "description": "Bad, expired or used token"},
         200: {"content": {"text/html": {}}},
     },
     summary="Follow the deletion link: JSON clients delete; browsers get a confirm page",
@@ -345,7 +345,7 @@ router.add_api_route(
 @router.post(
     "/api/customer/{token}/delete/confirm",
     response_model=MessageEnvelope,
-    responses={404: {"model": Detail, "description": "Bad, expired or used token"}},
+    responses={404: {"model": JamboDetail, "description": "Bad, expired or used token"}},
     summary="Confirm the deletion (the link's page posts here)",
 )
 async def confirm_deletion(request: Request, token: str, deletion: DeletionDep) -> Response:

@@ -174,14 +174,15 @@ def browsable_page(
         f'<body data-status="{status}">'
         f'<header><a data-api href="{_e(list_url)}">Jambo loyalty register</a></header><main>'
         f"<h1>{_e(title)}</h1>"
-        f'<p class="req"><b>{_e(method)}</b> {_e(path)}</p>'
-        f'<p class="req">HTTP {status} {_e(phrase)}<br>{shown}</p>'
-        f"<pre>{_pretty(data)}</pre>{pager}{forms}"
+        # The token box first: a page opened without one answers 401 right below it.
         '<form id="token-form" class="item"><h2>Bearer token</h2>'
         '<p class="hint">Browsers cannot send an Authorization header themselves: paste a '
         "staff token (<code>jambo token --staff</code>) to browse and post with it.</p>"
         '<input id="token" type="password" autocomplete="off"> '
         "<button type=submit>Use token</button></form>"
+        f'<p class="req"><b>{_e(method)}</b> {_e(path)}</p>'
+        f'<p class="req">HTTP {status} {_e(phrase)}<br>{shown}</p>'
+        f"<pre>{_pretty(data)}</pre>{pager}{forms}"
         f"</main><script>{_SCRIPT}</script></body></html>"
     )
     return HTMLResponse(body, status_code=status, headers={"Content-Security-Policy": PAGE_CSP})

@@ -118,7 +118,7 @@ class UpsertResult(BaseModel):
     inserted: int = Field(examples=[2])
 
 
-class Detail(BaseModel):
+class LoyaltyDetail(BaseModel):
     detail: str = Field(examples=["Not found"])
 
 
@@ -133,50 +133,79 @@ class Metadata(BaseModel):
     )
 
 
+def _schema_ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+# Named bodies (added to the document's components by app.openapi_doc): generators build one
+# class per name, and a list body needs its own name to be sent as a list.
+LOYALTY_COMPONENTS: dict[str, Any] = {
+    "LoyaltyMemberWrite": {**ITEM_SCHEMA, "title": "LoyaltyMemberWrite"},
+    "LoyaltyMemberBulk": {
+        "title": "LoyaltyMemberBulk",
+        "type": "array",
+        "items": _schema_ref("LoyaltyMemberWrite"),
+        "maxItems": 10_000,
+        "example": [_ITEM_EXAMPLE],
+    },
+    "LoyaltyMemberForm": {**FORM_ITEM_SCHEMA, "title": "LoyaltyMemberForm"},
+    "LoyaltyMemberPatch": {**_item(_ITEM_PROPERTIES, partial=True), "title": "LoyaltyMemberPatch"},
+    "LoyaltyMemberPatchForm": {
+        **_item(_FORM_PROPERTIES, partial=True),
+        "title": "LoyaltyMemberPatchForm",
+    },
+    "LoyaltyFieldErrors": {
+        "title": "LoyaltyFieldErrors",
+        "type": "object",
+        "additionalProperties": {"type": "array", "items": {"type": "string"}},
+        "example": {"client_birthday": [DATE_MSG]},
+    },
+    "LoyaltyBulkErrors": {
+        "title": "LoyaltyBulkErrors",
+        "type": "array",
+        "items": _schema_ref("LoyaltyFieldErrors"),
+    },
+}
+
+# JSON only in the document: the forms (same fields as text, schema LoyaltyMemberForm) are the
+# browsable page's; a second media type per body breaks the generated clients (a required
+# body typed `| Unset` without its import, a list body checked with isinstance(list[...])).
+_FORMS_TOO = (
+    "Also read from the browsable page's forms (`application/x-www-form-urlencoded`,"
+    " `multipart/form-data`): the same fields as text, schema `{}`."
+)
 BODY_DOC = {
+    "description": _FORMS_TOO.format("LoyaltyMemberForm"),
     "requestBody": {
         "required": True,
         "content": {
             "application/json": {
                 "schema": {
-                    "oneOf": [
-                        ITEM_SCHEMA,
-                        {"type": "array", "items": ITEM_SCHEMA, "maxItems": 10_000},
-                    ]
+                    "oneOf": [_schema_ref("LoyaltyMemberWrite"), _schema_ref("LoyaltyMemberBulk")]
                 }
             },
-            **{form: {"schema": FORM_ITEM_SCHEMA} for form in FORMS},
         },
-    }
+    },
 }
 ITEM_BODY_DOC = {
+    "description": _FORMS_TOO.format("LoyaltyMemberForm"),
     "requestBody": {
         "required": True,
-        "content": {
-            "application/json": {"schema": ITEM_SCHEMA},
-            **{form: {"schema": FORM_ITEM_SCHEMA} for form in FORMS},
-        },
-    }
+        "content": {"application/json": {"schema": _schema_ref("LoyaltyMemberWrite")}},
+    },
 }
 # An empty PATCH changes nothing and answers the member, as DRF does.
 PATCH_BODY_DOC = {
+    "description": _FORMS_TOO.format("LoyaltyMemberPatchForm"),
     "requestBody": {
         "required": False,
-        "content": {
-            "application/json": {"schema": _item(_ITEM_PROPERTIES, partial=True)},
-            **{form: {"schema": _item(_FORM_PROPERTIES, partial=True)} for form in FORMS},
-        },
-    }
+        "content": {"application/json": {"schema": _schema_ref("LoyaltyMemberPatch")}},
+    },
 }
 ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": Detail, "description": "Missing or invalid bearer token"},
-    403: {"model": Detail, "description": "Not a staff token with the loyalty scope"},
-    404: {"model": Detail, "description": "No such member, invalid page or unknown format"},
-}
-_FIELD_ERRORS = {
-    "type": "object",
-    "additionalProperties": {"type": "array", "items": {"type": "string"}},
-    "example": {"client_birthday": [DATE_MSG]},
+    401: {"model": LoyaltyDetail, "description": "Missing or invalid bearer token"},
+    403: {"model": LoyaltyDetail, "description": "Not a staff token with the loyalty scope"},
+    404: {"model": LoyaltyDetail, "description": "No such member, invalid page or unknown format"},
 }
 BAD_REQUEST: dict[str, Any] = {
     "description": (
@@ -187,9 +216,9 @@ BAD_REQUEST: dict[str, Any] = {
         "application/json": {
             "schema": {
                 "anyOf": [
-                    Detail.model_json_schema(),
-                    _FIELD_ERRORS,
-                    {"type": "array", "items": _FIELD_ERRORS},
+                    _schema_ref("LoyaltyDetail"),
+                    _schema_ref("LoyaltyFieldErrors"),
+                    _schema_ref("LoyaltyBulkErrors"),
                 ]
             }
         }
@@ -198,6 +227,6 @@ BAD_REQUEST: dict[str, Any] = {
 WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     **ERRORS,
     400: BAD_REQUEST,
-    413: {"model": Detail, "description": "Body over the size limit"},
-    415: {"model": Detail, "description": "Body in an unsupported media type"},
+    413: {"model": LoyaltyDetail, "description": "Body over the size limit"},
+    415: {"model": LoyaltyDetail, "description": "Body in an unsupported media type"},
 }

@@ -149,7 +149,7 @@ class CustomerForm(BaseModel):
     )
 
 
-class Detail(BaseModel):
+class V3Detail(BaseModel):
     model_config = ConfigDict(json_schema_extra={"example": {"detail": NOT_AUTHENTICATED}})
     detail: str
 
@@ -171,8 +171,8 @@ class CustomerFormIn(BaseModel):
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": Detail, "description": "No, invalid or expired customer token"},
-    403: {"model": Detail, "description": "Not a customer token (staff)"},
+    401: {"model": V3Detail, "description": "No, invalid or expired customer token"},
+    403: {"model": V3Detail, "description": "Not a customer token (staff)"},
 }
 # Declared here too (not only on the model) so the example keeps the form's field order.
 FORM_OK: dict[int | str, dict[str, Any]] = {
@@ -237,7 +237,7 @@ async def get_form(customer: CurrentCustomer, settings: SettingsDep) -> Response
     responses={
         **ERRORS,
         **FORM_OK,
-        400: {"model": Detail, "description": "Body is not a JSON object"},
+        400: {"model": V3Detail, "description": "Body is not a JSON object"},
     },
     openapi_extra=FORM_BODY,
     summary="Submit changes (partial); 200 with the form and has_errors either way",
