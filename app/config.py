@@ -17,6 +17,12 @@ class Settings(BaseSettings):
     database_url: str | None = None
     db_pool_size: int = 10
     db_max_overflow: int = 10
+    # Behind a transaction-mode pooler (PgBouncer): no prepared statement outlives its use.
+    db_pgbouncer: bool = False
+    # A streaming replica for the hot reads; the primary stays the source for everything else.
+    database_read_url: str | None = None
+    db_read_max_lag_seconds: float = 1.0
+    db_read_after_write_seconds: float = 5.0
 
     jwt_secret: SecretStr = SecretStr("change-me-in-production-please-0123456789")
     jwt_algorithms: CsvList = Field(default_factory=lambda: ["HS256"])

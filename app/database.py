@@ -5,6 +5,8 @@ hot reads (by id, list pages and their counts) go through a small raw asyncpg po
 (`fetchrow()`, `fetch()`, `connect()`) in plain or precompiled SQL: one round trip each and
 no per-request SQL compilation or result wrapping (see bench/README.md for the measurements).
 Its connections are admitted in arrival order; nothing holds one while it waits.
+With a read replica (app/replica.py), `fetchrow()` and `fetch()` run there while it is fresh
+and the request may read it; `connect()` (the count cache, which writes) stays on the primary.
 """
 
 import asyncio
@@ -17,6 +19,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.errors import Unavailable
+from app.replica import PRIMARY_ONLY, REPLICA_LOST, ReadReplica
 
 
 @contextmanager
@@ -48,8 +51,18 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
 class Database:
     """Wraps the engine so services never see pools or isolation levels."""
 
-    def __init__(self, engine: AsyncEngine, pool_size: int = 10) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        pool_size: int = 10,
+        *,
+        statement_cache_size: int = 100,
+        replica: ReadReplica | None = None,
+    ) -> None:
         self.engine = engine
+        # 0 behind a transaction pooler: a cached statement lives on one server connection.
+        self._statement_cache_size = statement_cache_size
+        self.replica = replica
         # Single statements skip BEGIN/COMMIT: one round trip each.
         self.autocommitting = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._pool_size = pool_size
@@ -64,11 +77,19 @@ class Database:
         url = self.engine.url.set(drivername="postgresql")
         dsn = url.render_as_string(hide_password=False)
         self._pool = await asyncpg.create_pool(
-            dsn, min_size=0, max_size=self._pool_size, reset=_keep_session
+            dsn,
+            min_size=0,
+            max_size=self._pool_size,
+            reset=_keep_session,
+            statement_cache_size=self._statement_cache_size,
         )
+        if self.replica is not None:
+            await self.replica.open(self._pool)
 
     async def close(self) -> None:
-        """Close both pools."""
+        """Close the pools."""
+        if self.replica is not None:
+            await self.replica.close()
         if self._pool is not None:
             await self._pool.close()
         await self.engine.dispose()
@@ -87,6 +108,13 @@ class Database:
 
     async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
         """One row from a single raw statement on the read pool."""
+        replica = self.replica
+        if replica is not None and replica.fresh and not PRIMARY_ONLY.get():
+            try:
+                async with replica.turns:
+                    return await replica.pool.fetchrow(sql, *args)  # type: ignore[union-attr]
+            except REPLICA_LOST:
+                replica.lost()  # and ask the primary
         pool = self._pool or await self._raw_pool()
         with _outage_is_unavailable():
             async with self._turns:  # (not via connect(): its generator costs ~5 % here)
@@ -94,6 +122,13 @@ class Database:
 
     async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         """Every row from a single raw statement on the read pool."""
+        replica = self.replica
+        if replica is not None and replica.fresh and not PRIMARY_ONLY.get():
+            try:
+                async with replica.turns:
+                    return await replica.pool.fetch(sql, *args)  # type: ignore[union-attr]
+            except REPLICA_LOST:
+                replica.lost()
         pool = self._pool or await self._raw_pool()
         with _outage_is_unavailable():
             async with self._turns:

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import MetaData, Select, Table
+from sqlalchemy import MetaData, Select, Table, make_url
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 
 from app.config import Settings
+
+if TYPE_CHECKING:
+    from app.database import Database
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -60,6 +64,27 @@ def resolve_database_url(settings: Settings) -> str:
     return url
 
 
+def _unique_statement_name() -> str:
+    """A prepared statement's name no other client of a pooled server connection uses."""
+    return f"__asyncpg_{uuid.uuid4().hex}__"
+
+
+def pooler_connect_args(settings: Settings) -> dict[str, Any]:
+    """asyncpg arguments for running behind a transaction-mode pooler (DB_PGBOUNCER).
+
+    The pooler hands each transaction (or autocommit statement) whichever server connection
+    is free, so a statement prepared and cached on one is missing on the next: no caches, and
+    SQLAlchemy's prepared statements get unique names so two clients never collide on one.
+    """
+    if not settings.db_pgbouncer:
+        return {}
+    return {
+        "statement_cache_size": 0,
+        "prepared_statement_cache_size": 0,
+        "prepared_statement_name_func": _unique_statement_name,
+    }
+
+
 def make_engine(url: str, settings: Settings) -> AsyncEngine:
     """An asyncpg engine; connections lost in a database restart are dropped from the pool."""
     return create_async_engine(
@@ -68,7 +93,27 @@ def make_engine(url: str, settings: Settings) -> AsyncEngine:
         max_overflow=settings.db_max_overflow,
         pool_recycle=1800,
         hide_parameters=True,  # bound values are personal data: keep them out of error logs
+        connect_args=pooler_connect_args(settings),
     )
+
+
+def make_database(url: str, settings: Settings) -> Database:
+    """The service's Database: the engine, the raw read pool and, when configured, a replica."""
+    from app.database import Database
+    from app.replica import ReadReplica
+
+    cache = 0 if settings.db_pgbouncer else 100
+    replica = None
+    if settings.database_read_url:
+        read_url = make_url(settings.database_read_url).set(drivername="postgresql")
+        replica = ReadReplica(
+            read_url.render_as_string(hide_password=False),
+            settings.db_pool_size,
+            settings.db_read_max_lag_seconds,
+            cache,
+        )
+    engine = make_engine(url, settings)
+    return Database(engine, settings.db_pool_size, statement_cache_size=cache, replica=replica)
 
 
 def table_of(model: type[Base]) -> Table:

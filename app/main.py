@@ -18,14 +18,14 @@ from app.auth.service import AuthService
 from app.config import Settings, get_settings
 from app.contract import Renderer, render_problem, renderer_for_path
 from app.customers.service import CustomerService
-from app.database import Database
-from app.db import make_engine, resolve_database_url
+from app.db import make_database, resolve_database_url
 from app.http import JSON
 from app.logs import setup_logging
 from app.mail import make_mailer
 from app.metrics import watch_pools
 from app.middleware import ForwardedHeadersMiddleware, RequestContextMiddleware, RootPathMiddleware
 from app.privacy.service import DeletionService
+from app.replica import PrimaryReadsMiddleware
 from app.routers import auth, customers, customers_v1, health, language, loyalty, loyalty_http, me
 from app.schema import head_revision
 from app.security import TokenVerifier
@@ -89,8 +89,7 @@ def _documented_errors(schema: dict[str, Any]) -> dict[str, Any]:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Build the engine and services on start-up; dispose of the pool on shutdown."""
     settings: Settings = app.state.settings
-    engine = make_engine(resolve_database_url(settings), settings)
-    db = Database(engine, settings.db_pool_size)
+    db = make_database(resolve_database_url(settings), settings)
     await db.open()
     watch_pools(db)
     mailer = make_mailer(settings)
@@ -174,6 +173,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_age=600,
         )
     app.add_middleware(RequestContextMiddleware)
+    if settings.database_read_url:  # which requests may read the replica
+        app.add_middleware(
+            PrimaryReadsMiddleware,
+            window=settings.db_read_after_write_seconds,
+            root_path=settings.root_path,
+        )
     # X-Forwarded-Proto/-For/-Host from trusted proxies only; done here rather than by the
     # server so that every way of running the app behaves the same.
     if settings.root_path:
