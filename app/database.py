@@ -109,10 +109,12 @@ class Database:
     async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
         """One row from a single raw statement on the read pool."""
         replica = self.replica
-        if replica is not None and replica.fresh and not PRIMARY_ONLY.get():
+        if replica is not None and replica.usable(sql) and not PRIMARY_ONLY.get():
             try:
                 async with replica.turns:
                     return await replica.pool.fetchrow(sql, *args)  # type: ignore[union-attr]
+            except asyncpg.FeatureNotSupportedError:
+                replica.primary_only(sql)  # it reads an unlogged table: ask the primary
             except REPLICA_LOST:
                 replica.lost()  # and ask the primary
         pool = self._pool or await self._raw_pool()
@@ -123,10 +125,12 @@ class Database:
     async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         """Every row from a single raw statement on the read pool."""
         replica = self.replica
-        if replica is not None and replica.fresh and not PRIMARY_ONLY.get():
+        if replica is not None and replica.usable(sql) and not PRIMARY_ONLY.get():
             try:
                 async with replica.turns:
                     return await replica.pool.fetch(sql, *args)  # type: ignore[union-attr]
+            except asyncpg.FeatureNotSupportedError:
+                replica.primary_only(sql)  # it reads an unlogged table: ask the primary
             except REPLICA_LOST:
                 replica.lost()
         pool = self._pool or await self._raw_pool()

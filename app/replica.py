@@ -1,10 +1,12 @@
 """Hot reads from a streaming replica, and the requests whose reads stay on the primary.
 
 With DATABASE_READ_URL set, the read pool's single statements (a customer by id, list pages
-and the counts they carry) run on the replica while it is fresh: a watcher compares the
-primary's WAL position with the replica's replayed one every fraction of
-DB_READ_MAX_LAG_SECONDS and takes the replica out of use while it lags more than that, or
-cannot be reached. Everything else reads the primary:
+past the first) run on the replica while it is fresh: a watcher compares the primary's WAL
+position with the replica's replayed one every fraction of DB_READ_MAX_LAG_SECONDS and takes
+the replica out of use while it lags more than that, or cannot be reached. A statement the
+replica refuses because it reads the count cache (an unlogged table: not replicated), such as
+a list's first page, is remembered and runs on the primary, as do the counts (they write to
+that cache). Everything else reads the primary:
 
 - every statement of a write request (any method but GET, HEAD and OPTIONS);
 - conditional requests (If-Match, If-None-Match): an ETag is compared with the newest state;
@@ -68,6 +70,9 @@ class ReadReplica:
         self._interval = min(max(max_lag / 2, 0.05), 1.0)
         self._samples: deque[tuple[float, int]] = deque()  # (when, primary WAL position)
         self._task: asyncio.Task[None] | None = None
+        # Statements a standby refused: they read an unlogged table (the count cache, whose
+        # rows are not replicated), so they always run on the primary.
+        self._unreadable: set[str] = set()
 
     async def open(self, primary: asyncpg.Pool) -> None:
         """Create the pool (connections on demand) and start watching the lag."""
@@ -86,6 +91,14 @@ class ReadReplica:
             self._task.cancel()
         if self.pool is not None:
             await self.pool.close()
+
+    def usable(self, sql: str) -> bool:
+        """Whether `sql` may run on the replica now."""
+        return self.fresh and sql not in self._unreadable
+
+    def primary_only(self, sql: str) -> None:
+        """Remember a statement the replica cannot run."""
+        self._unreadable.add(sql)
 
     def lost(self) -> None:
         """A read failed on the replica: stop using it until the next check passes."""

@@ -7,6 +7,7 @@ import os
 import pwd
 import random
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -15,6 +16,7 @@ import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -69,12 +71,15 @@ def serve(
         "ALLOWED_ORIGINS": ORIGIN,
         **env,
     }
+    # The log is kept for a failing test's reader (LOG_LEVEL=WARNING: errors only).
+    log = tempfile.NamedTemporaryFile(prefix=f"jambo-serve-{port}-", suffix=".log", delete=False)
     proc = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--no-migrate"],
         env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
+    log.close()
     base = f"http://127.0.0.1:{port}"
     wait_for(f"{base}/healthz", proc)
     return proc, base
@@ -102,6 +107,125 @@ def stop(proc: subprocess.Popen[Any]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+def run_unprivileged(*command: str | Path) -> None:
+    subprocess.run([str(c) for c in command], check=True, capture_output=True, **unprivileged())
+
+
+class Cluster:
+    """A throw-away PostgreSQL 15 primary on a free port and, on demand, a streaming replica
+    made with pg_basebackup (PostgreSQL refuses to run as root: run as `postgres`)."""
+
+    def __init__(self) -> None:
+        self.folder = shared_dir()
+        self.primary, self.replica = self.folder / "primary", self.folder / "replica"
+        self.primary_port, self.replica_port = free_port(), free_port()
+
+    @staticmethod
+    def available() -> bool:
+        tools = ("initdb", "pg_ctl", "pg_basebackup", "postgres")
+        return all(os.access(PG_BIN / t, os.X_OK) for t in tools)
+
+    def url(self, port: int, database: str = "jambo") -> str:
+        return f"postgresql+asyncpg://postgres@127.0.0.1:{port}/{database}"
+
+    def _start(self, data: Path, port: int) -> None:
+        options = f"-p {port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+        log = self.folder / f"{port}.log"
+        run_unprivileged(PG_BIN / "pg_ctl", "-D", data, "-l", log, "-o", options, "-w", "start")
+
+    def start_primary(self) -> str:
+        """initdb, start, create the database `jambo`; its URL."""
+        run_unprivileged(
+            PG_BIN / "initdb", "-D", self.primary, "-U", "postgres", "--auth=trust", "--no-sync"
+        )
+        self._start(self.primary, self.primary_port)
+        run_unprivileged(
+            PG_BIN / "createdb",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.primary_port),
+            "-U",
+            "postgres",
+            "jambo",
+        )
+        return self.url(self.primary_port)
+
+    def start_replica(self) -> str:
+        """A streaming replica of the primary as it is now; its URL."""
+        run_unprivileged(
+            PG_BIN / "pg_basebackup",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.primary_port),
+            "-U",
+            "postgres",
+            "-D",
+            self.replica,
+            "-R",
+            "-X",
+            "stream",
+        )
+        self._start(self.replica, self.replica_port)
+        return self.url(self.replica_port)
+
+    def stop_replica(self) -> None:
+        self._stop(self.replica)
+
+    def _stop(self, data: Path) -> None:
+        command = [str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]
+        subprocess.run(command, capture_output=True, check=False, **unprivileged())
+
+    def stop(self) -> None:
+        """Stop both servers and remove their files."""
+        self._stop(self.replica)
+        self._stop(self.primary)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def start_pgbouncer(database_url: str, pool_size: int = 4) -> tuple[subprocess.Popen[bytes], str]:
+    """PgBouncer in transaction mode in front of `database_url`'s server; its URL."""
+    url = urlsplit(database_url)
+    name = url.path.lstrip("/")
+    query = dict(part.split("=", 1) for part in url.query.split("&") if "=" in part)
+    host, port = query.get("host") or url.hostname or "127.0.0.1", url.port or 5432
+    user = url.username or "postgres"
+    folder = shared_dir()
+    listen = free_port()
+    (folder / "users.txt").write_text(f'"{user}" ""\n')
+    (folder / "pgbouncer.ini").write_text(
+        "[databases]\n"
+        f"{name} = host={host} port={port} dbname={name}\n"
+        "[pgbouncer]\n"
+        f"listen_addr = 127.0.0.1\nlisten_port = {listen}\nunix_socket_dir =\n"
+        f"auth_type = trust\nauth_file = {folder / 'users.txt'}\n"
+        # Few server connections for many clients: statements of different clients meet
+        # on the same server connection, as they do in production.
+        f"pool_mode = transaction\ndefault_pool_size = {pool_size}\nmax_client_conn = 500\n"
+    )
+    for path in folder.iterdir():
+        path.chmod(0o644)
+    pgbouncer = binary("pgbouncer")
+    assert pgbouncer is not None
+    proc = subprocess.Popen(
+        [pgbouncer, str(folder / "pgbouncer.ini")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        **unprivileged(),
+    )
+    for _ in range(100):  # until it listens
+        try:
+            with socket.create_connection(("127.0.0.1", listen), timeout=1):
+                break
+        except OSError:
+            time.sleep(0.1)
+    return proc, f"postgresql+asyncpg://{user}@127.0.0.1:{listen}/{name}"
 
 
 class Load:

@@ -6,10 +6,8 @@ apart from what the primary holds.
 """
 
 import asyncio
-import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import asyncpg
 import httpx
@@ -17,86 +15,25 @@ import pytest
 
 from app.cli import migrate_to_head
 from tests.conftest import JAMBO_CUSTOMER, STAFF, auth, free_port, make_token
-from tests.deploy_support import binary, serve, shared_dir, stop, unprivileged
+from tests.deploy_support import Cluster, serve, stop
 
-BIN = Path("/usr/lib/postgresql/15/bin")
-TOOLS = {name: binary(name, str(BIN)) for name in ("initdb", "pg_ctl", "pg_basebackup")}
 pytestmark = pytest.mark.skipif(
-    None in TOOLS.values() or not (BIN / "postgres").exists(),
+    not Cluster.available(),
     reason="PostgreSQL 15 server binaries are not installed (/usr/lib/postgresql/15/bin)",
 )
 OTHER = auth(make_token("staff-2"))  # another caller, who wrote nothing
 
 
-def run(*command: str | Path) -> None:
-    subprocess.run([str(c) for c in command], check=True, capture_output=True, **unprivileged())
-
-
-def pg_start(data: Path, port: int) -> None:
-    options = f"-p {port} -k {data.parent} -c listen_addresses=127.0.0.1 -c fsync=off"
-    run(
-        TOOLS["pg_ctl"] or "",
-        "-D",
-        data,
-        "-l",
-        data.parent / f"{port}.log",
-        "-o",
-        options,
-        "-w",
-        "start",
-    )
-
-
-def pg_stop(data: Path) -> None:
-    subprocess.run(
-        [TOOLS["pg_ctl"] or "", "-D", str(data), "-m", "immediate", "stop"],
-        capture_output=True,
-        **unprivileged(),
-    )
-
-
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[tuple[str, str, Path]]:
-    """(primary URL, replica URL, replica data directory), the database migrated."""
-    folder = shared_dir()
-    primary, replica = folder / "primary", folder / "replica"
-    p_port, r_port = free_port(), free_port()
-    run(TOOLS["initdb"] or "", "-D", primary, "-U", "postgres", "--auth=trust", "--no-sync")
-    pg_start(primary, p_port)
+def cluster() -> Iterator[tuple[str, str, Cluster]]:
+    """(primary URL, replica URL, the cluster), the database migrated before the copy."""
+    servers = Cluster()
     try:
-        run(
-            "psql" if binary("psql") is None else binary("psql") or "",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(p_port),
-            "-U",
-            "postgres",
-            "-qc",
-            "CREATE DATABASE jambo",
-        )
-        url = f"postgresql+asyncpg://postgres@127.0.0.1:{p_port}/jambo"
-        migrate_to_head(url)
-        run(
-            TOOLS["pg_basebackup"] or "",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(p_port),
-            "-U",
-            "postgres",
-            "-D",
-            replica,
-            "-R",
-            "-X",
-            "stream",
-        )
-        pg_start(replica, r_port)
-        yield url, f"postgresql+asyncpg://postgres@127.0.0.1:{r_port}/jambo", replica
+        primary = servers.start_primary()
+        migrate_to_head(primary)
+        yield primary, servers.start_replica(), servers
     finally:
-        pg_stop(replica)
-        pg_stop(primary)
-        subprocess.run(["rm", "-rf", str(folder)], check=False)
+        servers.stop()
 
 
 async def on_replica(url: str, sql: str, *args: object) -> object:
@@ -126,7 +63,7 @@ async def create(client: httpx.AsyncClient, email: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def service(cluster: tuple[str, str, Path]) -> Iterator[str]:
+def service(cluster: tuple[str, str, Cluster]) -> Iterator[str]:
     primary, replica, _ = cluster
     proc, base = serve(primary, DATABASE_READ_URL=replica, DB_READ_MAX_LAG_SECONDS="3600")
     yield base
@@ -134,7 +71,7 @@ def service(cluster: tuple[str, str, Path]) -> Iterator[str]:
 
 
 async def test_hot_reads_come_from_the_replica_and_a_writers_reads_from_the_primary(
-    cluster: tuple[str, str, Path], service: str
+    cluster: tuple[str, str, Cluster], service: str
 ) -> None:
     primary, replica, _ = cluster
     async with (
@@ -152,8 +89,9 @@ async def test_hot_reads_come_from_the_replica_and_a_writers_reads_from_the_prim
             assert (await other.get(f"/api/customer/{second}", headers=OTHER)).status_code == 404
             assert (await other.get(f"/api/customer/{first}", headers=OTHER)).status_code == 200
             listed = await other.get("/api/v1/customers", headers=OTHER)
+            # (A first page carries the count cache, an unlogged table: it runs on the primary.)
             assert listed.status_code == 200, listed.text
-            assert [c["customerId"] for c in listed.json()["data"]["customers"]] == [first]
+            assert listed.json()["data"]["totalElements"] == 2
             # A conditional read compares with the newest state: the primary's.
             url = f"/api/v1/customers/{second}"
             fresh = await other.get(url, headers={**OTHER, "If-None-Match": '"stale"'})
@@ -172,7 +110,7 @@ async def test_hot_reads_come_from_the_replica_and_a_writers_reads_from_the_prim
     assert stored == 2
 
 
-async def test_a_lagging_replica_is_left_for_the_primary(cluster: tuple[str, str, Path]) -> None:
+async def test_a_lagging_replica_is_left_for_the_primary(cluster: tuple[str, str, Cluster]) -> None:
     primary, replica, _ = cluster
     proc, base = serve(primary, DATABASE_READ_URL=replica, DB_READ_MAX_LAG_SECONDS="0.5")
     try:
@@ -193,9 +131,9 @@ async def test_a_lagging_replica_is_left_for_the_primary(cluster: tuple[str, str
 
 
 async def test_an_absent_or_lost_replica_is_left_for_the_primary(
-    cluster: tuple[str, str, Path], service: str
+    cluster: tuple[str, str, Cluster], service: str
 ) -> None:
-    primary, replica, data = cluster
+    primary, replica, servers = cluster
     nowhere = f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/jambo"
     proc, base = serve(primary, DATABASE_READ_URL=nowhere)
     try:
@@ -205,7 +143,7 @@ async def test_an_absent_or_lost_replica_is_left_for_the_primary(
     finally:
         stop(proc)
     # The replica dies under a running service: its reads move to the primary.
-    pg_stop(data)
+    servers.stop_replica()
     async with httpx.AsyncClient(base_url=service, timeout=10) as client:
         statuses = [
             (await client.get("/api/v1/customers", headers=OTHER)).status_code for _ in range(5)
