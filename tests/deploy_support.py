@@ -171,6 +171,7 @@ class Cluster:
             "-R",
             "-X",
             "stream",
+            "--checkpoint=fast",  # not a spread checkpoint: minutes on an idle server
         )
         self._start(self.replica, self.replica_port)
         return self.url(self.replica_port)

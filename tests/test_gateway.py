@@ -127,3 +127,4 @@ async def test_a_replica_killed_mid_load_loses_no_acknowledged_write(
     finally:
         await conn.close()
     assert stored == len(load.emails) > 0
+    print(f"gateway: {dict(load.statuses)}, {stored} acknowledged creates stored")  # for -s

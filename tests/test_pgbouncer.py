@@ -49,3 +49,4 @@ async def test_a_mixed_concurrent_load_through_pgbouncer_has_no_server_error(
     finally:
         await conn.close()
     assert stored == len(load.jambo)
+    print(f"through pgbouncer: {dict(load.statuses)}")  # for -s
