@@ -12,13 +12,18 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
+
+import asyncpg
 
 from app.cli import migrate_to_head
 from app.config import Settings
+from app.customers.repository import SELECT_BY_ID
 from app.security import STAFF_SCOPES, mint_token
 from app.seed import seed_database
 from bench.run import (
@@ -42,7 +47,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="50,000 customers, short rounds")
     args = parser.parse_args()
     customers = 50_000 if args.quick else 200_000
-    seconds, rounds = (3, 2) if args.quick else (8, 3)
+    seconds, rounds = (4, 3) if args.quick else (8, 5)
     if not Cluster.available() or binary("pgbouncer") is None:
         sys.exit("needs PostgreSQL 15 server binaries and pgbouncer (Debian packages)")
     ensure_wrk()
@@ -55,6 +60,17 @@ def main() -> None:
         ids = asyncio.run(sample_customers(primary, 2000))
         bouncer, pooled = start_pgbouncer(primary, pool_size=20)
         try:
+            time.sleep(1)
+            latency = asyncio.run(
+                statement_latency(
+                    {
+                        "direct, statement cache": (primary, 100),
+                        "direct, no statement cache (DB_PGBOUNCER)": (primary, 0),
+                        "via PgBouncer, no statement cache": (pooled, 0),
+                        "replica, statement cache": (replica, 100),
+                    }
+                )
+            )
             table = measure(primary, replica, pooled, ids, seconds, rounds)
         finally:
             stop(bouncer)
@@ -69,13 +85,40 @@ def main() -> None:
     for setup, results in table.items():
         cells = [f"{r.rps:.0f} req/s, p99 {r.p99_ms:.1f} ms" for r in results.values()]
         print(f"| {setup} | {' | '.join(cells)} |")
-    summary = {
+    print("\n| by-id statement, one connection | median µs |\n|---|---|")
+    for name, micros in latency.items():
+        print(f"| {name} | {micros} |")
+    summary: dict[str, int] = {f"statement_us:{name}": v for name, v in latency.items()}
+    summary |= {
         f"{setup}:{name}": round(r.rps)
         for setup, results in table.items()
         for name, r in results.items()
     }
     summary["errors"] = sum(r.errors for results in table.values() for r in results.values())
     print(f"\nsummary: {json.dumps(summary)}")
+
+
+async def statement_latency(urls: dict[str, tuple[str, int]], n: int = 3000) -> dict[str, float]:
+    """Median µs of the by-id statement on one connection per setup (URL, statement cache
+    size), the setups taking turns in batches of 100: the database side of the cost alone."""
+    conns = {
+        name: await asyncpg.connect(url.replace("+asyncpg", ""), statement_cache_size=cache)
+        for name, (url, cache) in urls.items()
+    }
+    try:
+        first = next(iter(conns.values()))
+        ids = [r["id"] for r in await first.fetch("SELECT id FROM customers LIMIT 2000")]
+        times: dict[str, list[float]] = {name: [] for name in conns}
+        for batch in range(n // 100):
+            for name, conn in conns.items():
+                for i in range(100):
+                    began = time.perf_counter()
+                    await conn.fetchrow(SELECT_BY_ID, ids[(batch * 100 + i) % len(ids)])
+                    times[name].append(time.perf_counter() - began)
+    finally:
+        for conn in conns.values():
+            await conn.close()
+    return {name: round(statistics.median(t) * 1e6) for name, t in times.items()}
 
 
 SCENARIOS = ("GET /api/v1/customers/{id}", "v1 list, city filter, sorted, 20")
@@ -97,20 +140,36 @@ def measure(
         "DATABASE_READ_URL = replica": {"DATABASE_URL": primary, "DATABASE_READ_URL": replica},
     }
     logs = Path(tempfile.mkdtemp(prefix="jambo-bench-deploy-"))
-    table: dict[str, dict[str, Result]] = {}
-    command = [sys.executable, "-m", "app.cli", "serve", "--port", str(PORT), "--no-migrate"]
-    for number, (setup, extra) in enumerate(setups.items()):
-        env = {**os.environ, "JWT_SECRET": SECRET, "LOG_LEVEL": "WARNING", "DB_PGBOUNCER": "false"}
-        env.pop("DATABASE_READ_URL", None)
-        env.update(extra)
-        with process(command, env, PORT, logs / f"service{number}.log"):
-            time.sleep(2)  # the replica's watcher takes it into use
-            table[setup] = {}
-            for name, script in scripts.items():
-                run_wrk(PORT, script, 1, 32)  # warm-up: connections, statements, count cache
-                results = [run_wrk(PORT, script, seconds, 32) for _ in range(rounds)]
-                table[setup][name] = median_result(results)
-    return table
+    results: dict[str, dict[str, list[Result]]] = {s: {n: [] for n in scripts} for s in setups}
+    with ExitStack() as stack:
+        # Every setup runs at once (one worker each) and the rounds alternate between them:
+        # on a shared machine, each sees the same background load.
+        ports = {}
+        for number, (setup, extra) in enumerate(setups.items()):
+            port = PORT + number
+            env = {**os.environ, "JWT_SECRET": SECRET, "LOG_LEVEL": "WARNING"}
+            env.pop("DATABASE_READ_URL", None)
+            env.update({"DB_PGBOUNCER": "false", **extra})
+            command = [
+                sys.executable,
+                "-m",
+                "app.cli",
+                "serve",
+                "--port",
+                str(port),
+                "--no-migrate",
+            ]
+            stack.enter_context(process(command, env, port, logs / f"service{number}.log"))
+            ports[setup] = port
+        time.sleep(2)  # the replica's watcher takes it into use
+        for port in ports.values():  # warm-up: connections, statements, count cache
+            for script in scripts.values():
+                run_wrk(port, script, 1, 32)
+        for _ in range(rounds):
+            for setup, port in ports.items():
+                for name, script in scripts.items():
+                    results[setup][name].append(run_wrk(port, script, seconds, 32))
+    return {s: {n: median_result(r) for n, r in by.items()} for s, by in results.items()}
 
 
 if __name__ == "__main__":
