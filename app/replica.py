@@ -82,6 +82,7 @@ class ReadReplica:
             max_size=self._pool_size,
             reset=_keep_session,
             statement_cache_size=self._cache,
+            timeout=2.0,  # connecting: an unreachable replica is given up fast, not in 60 s
         )
         self._task = asyncio.create_task(self._watch(primary))
 
