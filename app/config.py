@@ -28,6 +28,12 @@ class Settings(BaseSettings):
     db_read_timeout_seconds: float = 5.0  # the hot reads (by id, list pages, counts)
     # How long a migration waits for a table lock before it fails (cleanly, rolled back).
     migration_lock_timeout_seconds: float = 5.0
+    # Behind a transaction-mode pooler (PgBouncer): no prepared statement outlives its use.
+    db_pgbouncer: bool = False
+    # A streaming replica for the hot reads; the primary stays the source for everything else.
+    database_read_url: str | None = None
+    db_read_max_lag_seconds: float = 1.0
+    db_read_after_write_seconds: float = 5.0
 
     # Empty: `jambo serve` refuses with DATABASE_URL set; the embedded set-up makes its own.
     jwt_secret: SecretStr = SecretStr("")

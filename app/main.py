@@ -26,6 +26,7 @@ from app.contracts.v1 import router as customers_v1
 from app.contracts.v3 import language
 from app.contracts.v3 import router as me
 from app.db.migrations import head_revision
+from app.db.replica import PrimaryReadsMiddleware
 from app.hardening import (
     AdmissionMiddleware,
     AllowedHostsMiddleware,
@@ -186,6 +187,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         AdmissionMiddleware, limit=settings.max_requests_in_flight, render_for=render_for
     )
     app.add_middleware(RequestContextMiddleware)
+    if settings.database_read_url:  # which requests may read the replica
+        app.add_middleware(
+            PrimaryReadsMiddleware,
+            window=settings.db_read_after_write_seconds,
+            root_path=settings.root_path,
+        )
     # X-Forwarded-Proto/-For/-Host from trusted proxies only; done here rather than by the
     # server so that every way of running the app behaves the same.
     if settings.root_path:

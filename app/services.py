@@ -14,6 +14,7 @@ from app.config import Settings
 from app.customers.service import CustomerService
 from app.db.database import Database
 from app.db.engine import DbTimeouts, make_engine, resolve_database_url
+from app.db.replica import ReadReplica
 from app.loyalty.service import LoyaltyService
 from app.mail import make_mailer
 from app.privacy.deletion import DeletionService
@@ -37,7 +38,13 @@ class Services:
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
     """Build the engine, the database handle and every service; close the pools at the end."""
     engine = make_engine(resolve_database_url(settings), settings)
-    db = Database(engine, settings.db_pool_size, DbTimeouts.of(settings))
+    db = Database(
+        engine,
+        settings.db_pool_size,
+        DbTimeouts.of(settings),
+        statement_cache_size=0 if settings.db_pgbouncer else 100,
+        replica=ReadReplica.configured(settings),
+    )
     mailer = make_mailer(settings)
     try:
         yield Services(

@@ -11,7 +11,7 @@ from sqlalchemy.schema import SchemaItem
 from app.config import get_settings
 from app.db import models  # noqa: F401  (registers every table)
 from app.db.base import Base
-from app.db.engine import resolve_database_url
+from app.db.engine import pooler_connect_args, resolve_database_url
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logging", True):
@@ -98,7 +98,8 @@ def _run(connection: Connection) -> None:
 
 async def run_migrations_online() -> None:
     """Run the migrations over an asyncpg connection."""
-    engine = create_async_engine(_url())
+    # Through a transaction pooler too (DB_PGBOUNCER), though DDL is best sent directly.
+    engine = create_async_engine(_url(), connect_args=pooler_connect_args(get_settings()))
     async with engine.connect() as connection:
         await connection.run_sync(_run)
     await engine.dispose()

@@ -1,7 +1,7 @@
 """The container image, assembled as the Dockerfile describes it, without Docker.
 
-There is no Docker engine here, so the image itself cannot be built. This test replays its
-two stages instead: the build stage's `pip install --no-compile .` from exactly the files that
+CI builds and runs the real image (ci/image.sh); this test needs no Docker engine. It replays
+the Dockerfile's two stages instead: the build stage's `pip install .` from exactly the files that
 stage copies, into a fresh virtualenv; and the runtime stage's working directory holding only
 what that stage copies. It then runs the image's CMD against a fresh database and its
 HEALTHCHECK command, both read from the Dockerfile, and checks that no development tool
@@ -81,7 +81,7 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         place(sources, destination, workdir)
     venv.create(env_dir, with_pip=True)
     subprocess.run(
-        [env_dir / "bin" / "pip", "install", "--quiet", "--no-compile", str(src)],
+        [env_dir / "bin" / "pip", "install", "--quiet", str(src)],
         check=True,
         env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
     )

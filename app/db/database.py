@@ -5,6 +5,9 @@ hot reads (by id, list pages and their counts) go through a small raw asyncpg po
 (`fetchrow()`, `fetch()`, `connect()`) in plain or precompiled SQL: one round trip each and
 no per-request SQL compilation or result wrapping (see bench/README.md for the measurements).
 Its connections are admitted in arrival order; nothing holds one while it waits.
+With a read replica (app/db/replica.py), `fetchrow()` and `fetch()` run there while it is
+fresh and the request may read it; `connect()` (the count cache, which writes) stays on the
+primary.
 """
 
 import asyncio
@@ -17,9 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.db.engine import DbTimeouts
 from app.db.outage import connection_lost, is_outage
+from app.db.replica import PRIMARY_ONLY, REPLICA_LOST, ReadReplica
 from app.errors import Unavailable
 
 UNAVAILABLE = "The database is unavailable, try again shortly."
+_NOT_SERVED = object()  # the replica did not answer: ask the primary
 
 
 @contextmanager
@@ -67,10 +72,19 @@ class Database:
     """Wraps the engine so services never see pools or isolation levels."""
 
     def __init__(
-        self, engine: AsyncEngine, pool_size: int = 10, timeouts: DbTimeouts | None = None
+        self,
+        engine: AsyncEngine,
+        pool_size: int = 10,
+        timeouts: DbTimeouts | None = None,
+        *,
+        statement_cache_size: int = 100,
+        replica: ReadReplica | None = None,
     ) -> None:
         self.engine = engine
         self.timeouts = timeouts or DbTimeouts()
+        # 0 behind a transaction pooler: a cached statement lives on one server connection.
+        self._statement_cache_size = statement_cache_size
+        self.replica = replica
         # Single statements skip BEGIN/COMMIT: one round trip each.
         self.autocommitting = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._pool_size = pool_size
@@ -93,10 +107,15 @@ class Database:
             timeout=t.connect,
             command_timeout=t.read + t.margin,
             server_settings=t.server_settings(t.read),
+            statement_cache_size=self._statement_cache_size,
         )
+        if self.replica is not None:
+            await self.replica.open(self._pool)
 
     async def close(self) -> None:
-        """Close both pools."""
+        """Close the pools."""
+        if self.replica is not None:
+            await self.replica.close()
         if self._pool is not None:
             await self._pool.close()
         await self.engine.dispose()
@@ -124,8 +143,28 @@ class Database:
         except TimeoutError as exc:
             raise Unavailable(UNAVAILABLE) from exc
 
+    async def _from_replica(self, sql: str, args: tuple[Any, ...], many: bool) -> Any:
+        """The statement's answer from the replica while it may serve it, else _NOT_SERVED."""
+        replica = self.replica
+        if replica is None or PRIMARY_ONLY.get() or not replica.usable(sql):
+            return _NOT_SERVED
+        try:
+            async with replica.turns:
+                pool = replica.pool
+                assert pool is not None
+                return await (pool.fetch(sql, *args) if many else pool.fetchrow(sql, *args))
+        except asyncpg.FeatureNotSupportedError:
+            replica.primary_only(sql)  # it reads an unlogged table: ask the primary
+        except REPLICA_LOST:
+            replica.lost()  # and ask the primary
+        return _NOT_SERVED
+
     async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
         """One row from a single raw statement on the read pool."""
+        if self.replica is not None:
+            row = await self._from_replica(sql, args, many=False)
+            if row is not _NOT_SERVED:
+                return row  # type: ignore[no-any-return]
         pool = self._pool or await self._raw_pool()
         await self._take_turn()  # (no shared generator here: it cost ~5 % on this path)
         try:
@@ -143,6 +182,10 @@ class Database:
 
     async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         """Every row from a single raw statement on the read pool."""
+        if self.replica is not None:
+            rows = await self._from_replica(sql, args, many=True)
+            if rows is not _NOT_SERVED:
+                return rows  # type: ignore[no-any-return]
         pool = self._pool or await self._raw_pool()
         await self._take_turn()
         try:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -54,6 +56,10 @@ class DbTimeouts:
     statement: float = 30.0
     read: float = 5.0  # the raw pool's single-statement hot reads
     margin: float = 1.0  # the client's own limit is the server's plus this (see command)
+    # A transaction pooler refuses session parameters in the startup packet: behind one the
+    # server-side limit is the role's (ALTER ROLE … SET statement_timeout, docs/deploy.md)
+    # and the client's own limit still holds.
+    server_side: bool = True
 
     @classmethod
     def of(cls, settings: Settings) -> DbTimeouts:
@@ -62,6 +68,7 @@ class DbTimeouts:
             pool=settings.db_pool_timeout_seconds,
             statement=settings.db_statement_timeout_seconds,
             read=min(settings.db_read_timeout_seconds, settings.db_statement_timeout_seconds),
+            server_side=not settings.db_pgbouncer,
         )
 
     @property
@@ -71,8 +78,31 @@ class DbTimeouts:
         return self.statement + self.margin
 
     def server_settings(self, statement: float | None = None) -> dict[str, str]:
-        """The session's statement_timeout, enforced by the server."""
+        """The session's statement_timeout, enforced by the server (none behind a pooler)."""
+        if not self.server_side:
+            return {}
         return {"statement_timeout": str(int((statement or self.statement) * 1000))}
+
+
+def _unique_statement_name() -> str:
+    """A prepared statement's name no other client of a pooled server connection uses."""
+    return f"__asyncpg_{uuid.uuid4().hex}__"
+
+
+def pooler_connect_args(settings: Settings) -> dict[str, Any]:
+    """asyncpg arguments for running behind a transaction-mode pooler (DB_PGBOUNCER).
+
+    The pooler hands each transaction (or autocommit statement) whichever server connection
+    is free, so a statement prepared and cached on one is missing on the next: no caches, and
+    SQLAlchemy's prepared statements get unique names so two clients never collide on one.
+    """
+    if not settings.db_pgbouncer:
+        return {}
+    return {
+        "statement_cache_size": 0,
+        "prepared_statement_cache_size": 0,
+        "prepared_statement_name_func": _unique_statement_name,
+    }
 
 
 def make_engine(url: str, settings: Settings) -> AsyncEngine:
@@ -88,6 +118,7 @@ def make_engine(url: str, settings: Settings) -> AsyncEngine:
             "timeout": timeouts.connect,
             "command_timeout": timeouts.command,
             "server_settings": timeouts.server_settings(),
+            **pooler_connect_args(settings),
         },
         hide_parameters=True,  # bound values are personal data: keep them out of error logs
     )
