@@ -197,7 +197,9 @@ def make_token(
     *,
     secret: str = JWT_SECRET,
     algorithm: str = "HS256",
-    exp_delta: int = 600,
+    # Hours: tokens minted at import (STAFF, other modules' constants) must outlive a slow
+    # run of the whole suite; ten minutes turned every later test into a 401 on a busy machine.
+    exp_delta: int = 6 * 3600,
     **overrides: Any,
 ) -> str:
     """Mint a real token the way an identity provider would."""
@@ -221,9 +223,7 @@ def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-# Minted once at import: valid for hours, so that a slow run (a busy machine, the whole suite
-# past ten minutes) does not turn every later test into a 401.
-STAFF = auth(make_token(exp_delta=6 * 3600))
+STAFF = auth(make_token())
 
 
 def customer_auth(ulid: str) -> dict[str, str]:
