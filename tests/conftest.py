@@ -223,9 +223,7 @@ def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-# Minted once at import: valid for hours, so that a slow run (a busy machine, the whole suite
-# past ten minutes) does not turn every later test into a 401.
-STAFF = auth(make_token(exp_delta=6 * 3600))
+STAFF = auth(make_token())
 
 
 def customer_auth(ulid: str) -> dict[str, str]:
