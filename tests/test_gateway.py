@@ -60,9 +60,7 @@ http {{
 @pytest.fixture(scope="module")
 def gateway(database_url: str) -> Iterator[tuple[str, list[subprocess.Popen[bytes]]]]:
     replicas = [
-        serve(
-            database_url, ROOT_PATH="/jambo", FORWARDED_ALLOW_IPS="127.0.0.1", ALLOWED_HOSTS=HOST
-        )
+        serve(database_url, ROOT_PATH="/jambo", FORWARDED_ALLOW_IPS="127.0.0.1", ALLOWED_HOSTS=HOST)
         for _ in range(2)
     ]
     folder = shared_dir()
