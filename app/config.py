@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     email_code_max_attempts: int = 5
     max_body_bytes: int = 1024 * 1024
     max_bulk_items: int = 10_000
+    idempotency_retention_hours: int = 24
+    idempotency_lock_seconds: int = 60
 
     log_level: str = "INFO"
     data_dir: str = ".data"

@@ -19,6 +19,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import errors
+from app.idempotency.guard import declares_key, guarded
 
 log = logging.getLogger("jambo.errors")
 
@@ -34,6 +35,7 @@ _DEFAULT_MESSAGES = {
     412: "Precondition failed.",
     413: "Request body is too large.",
     415: "Unsupported media type.",
+    422: "Unprocessable request.",
     500: "An internal server error has occurred processing your request.",
     503: "Service temporarily unavailable.",
 }
@@ -117,6 +119,8 @@ def problem_from(exc: Exception) -> Problem:
             return Problem(409, exc.message, fields, exc=exc)
         case errors.PreconditionFailed():
             return Problem(412, exc.message or _DEFAULT_MESSAGES[412], exc=exc)
+        case errors.Unprocessable():
+            return Problem(422, exc.message or _DEFAULT_MESSAGES[422], exc=exc)
         case errors.PayloadTooLarge():
             return Problem(413, exc.message or _DEFAULT_MESSAGES[413], exc=exc)
         case errors.Unavailable():
@@ -165,11 +169,14 @@ def contract_route(render: Renderer) -> type[APIRoute]:
     class ContractRoute(APIRoute):
         def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
             handler = super().get_route_handler()
+            idempotent = declares_key(self)
 
             async def handle(request: Request) -> Response:
                 try:
                     if request.method in ("POST", "PUT", "PATCH", "DELETE"):
                         await _read_limited(request, request.app.state.settings.max_body_bytes)
+                    if idempotent and request.method == "POST":
+                        return await guarded(request, handler)
                     return await handler(request)
                 except Exception as exc:  # noqa: BLE001 - every error gets the contract's shape
                     return render_problem(request, exc, render)

@@ -2,7 +2,16 @@
 
 from app.auth.models import ApiClient, EmailCode
 from app.customers.models import Customer
+from app.idempotency.models import IdempotencyKey
 from app.loyalty.models import LoyaltyMember
 from app.privacy.models import AuditEvent, DeletionToken
 
-__all__ = ["ApiClient", "AuditEvent", "Customer", "DeletionToken", "EmailCode", "LoyaltyMember"]
+__all__ = [
+    "ApiClient",
+    "AuditEvent",
+    "Customer",
+    "DeletionToken",
+    "EmailCode",
+    "IdempotencyKey",
+    "LoyaltyMember",
+]

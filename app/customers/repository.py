@@ -4,16 +4,18 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, String, delete, func, insert, literal, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.counting import cached_count
+from app.customers.ids import render_ulid
 from app.customers.models import Customer
 from app.customers.schemas import CustomerRecord
 from app.database import Database
 from app.db import table_of
 from app.errors import Conflict
+from app.privacy import audit
 
 T = table_of(Customer)
 COLUMNS = [T.c[name] for name in CustomerRecord.__slots__]
@@ -54,10 +56,19 @@ async def find_by_email(conn: AsyncConnection, email: str) -> CustomerRecord | N
     return CustomerRecord.from_row(row) if row else None
 
 
-async def insert_one(conn: AsyncConnection, values: dict[str, Any]) -> CustomerRecord:
-    """Insert a customer; a taken e-mail raises Conflict."""
+async def insert_one(conn: AsyncConnection, values: dict[str, Any], actor: str) -> CustomerRecord:
+    """Insert a customer and its audit line in one statement; a taken e-mail raises Conflict."""
+    written = sorted(k for k, v in values.items() if v is not None and k != "id")
+    stmt = audit.with_line(
+        insert(T).values(**values),
+        COLUMNS,
+        action="customer.created",
+        actor=actor,
+        subject=literal(render_ulid(values["id"]), String),
+        fields=audit.names(written),
+    )
     try:
-        row = (await conn.execute(insert(T).values(**values).returning(*COLUMNS))).one()
+        row = (await conn.execute(stmt)).one()
     except IntegrityError as exc:
         if _is_email_clash(exc):
             raise Conflict("A customer with this email already exists.", field="email") from exc
@@ -69,17 +80,24 @@ async def update_one(
     conn: AsyncConnection,
     customer_id: uuid.UUID,
     values: dict[str, Any],
+    actor: str,
     expected_version: int | None = None,
 ) -> CustomerRecord | None:
-    """Apply changes, bump the version; None when the id (or expected version) does not match."""
+    """Apply changes, bump the version, audit the names of the fields that changed; None
+    when the id (or expected version) does not match."""
     condition: ColumnElement[bool] = T.c.id == customer_id
     if expected_version is not None:
         condition = condition & (T.c.version == expected_version)
-    stmt = (
-        update(T)
-        .where(condition)
-        .values(**values, version=T.c.version + 1, updated_at=func.now())
-        .returning(*COLUMNS)
+    ulid = render_ulid(customer_id)
+    stmt = audit.audited_update(
+        T,
+        condition,
+        values,
+        {"version": T.c.version + 1, "updated_at": func.now()},
+        COLUMNS,
+        action="customer.updated",
+        actor=actor,
+        subject=lambda _t: literal(ulid, String),
     )
     try:
         row = (await conn.execute(stmt)).first()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, String, Table, cast, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -14,6 +15,7 @@ from app.db import table_of
 from app.errors import Invalid
 from app.loyalty.models import LoyaltyMember
 from app.loyalty.schemas import FIELDS, ORDERING_FIELDS, TAKEN_MSG, MemberRecord
+from app.privacy import audit
 
 T = table_of(LoyaltyMember)
 COLUMNS = [T.c[name] for name in FIELDS]
@@ -25,8 +27,15 @@ ORDERABLE = {name: T.c["loyalty_id" if name == "identifier" else name] for name 
 # sorted by key, so overlapping uploads lock their rows in the same order (no deadlock) and a
 # later upload waits for, then updates, what an earlier one inserted.
 # A single statement needs no explicit transaction: on an autocommit connection it is all or
-# nothing by itself (one round trip, where BEGIN … COMMIT took three).
-UPSERT = """
+# nothing by itself (one round trip, where BEGIN … COMMIT took three). The same statement
+# writes one audit line per member written: the names of the fields it set (insert) or
+# changed (update, against `before`, the rows as the statement's snapshot saw them).
+_CHANGED = ", ".join(
+    f"CASE WHEN (w.inserted AND w.{f} IS NOT NULL)"
+    f" OR (NOT w.inserted AND w.{f} IS DISTINCT FROM b.{f}) THEN '{f}' END"
+    for f in FIELDS
+)
+UPSERT = f"""
     WITH input AS (
         SELECT * FROM unnest(
             $1::integer[], $2::varchar[], $3::varchar[], $4::numeric[], $5::varchar[],
@@ -36,20 +45,37 @@ UPSERT = """
         SELECT nextval((SELECT pg_get_serial_sequence('loyalty_members', 'id')::regclass)) AS id,
             input.*
         FROM input ORDER BY ord
+    ), before AS (
+        SELECT m.loyalty_id, m.cardno, m.discount, m.client_name, m.client_birthday, m.is_male
+        FROM loyalty_members m JOIN input USING (loyalty_id)
+    ), written AS (
+        INSERT INTO loyalty_members
+            (id, loyalty_id, cardno, discount, client_name, client_birthday, is_male)
+        SELECT id, loyalty_id, cardno, discount, client_name, client_birthday, is_male
+        FROM numbered ORDER BY loyalty_id
+        ON CONFLICT (loyalty_id) DO UPDATE SET
+            cardno = excluded.cardno,
+            discount = excluded.discount,
+            client_name = excluded.client_name,
+            client_birthday = excluded.client_birthday,
+            is_male = excluded.is_male,
+            updated_at = now()
+        RETURNING id, {", ".join(FIELDS)}, (xmax = 0) AS inserted
+    ), audit_line AS (
+        INSERT INTO audit_events (action, record_type, subject_id, actor, fields)
+        SELECT CASE WHEN w.inserted THEN 'loyalty_member.created'
+                ELSE 'loyalty_member.updated' END,
+            'loyalty_member', w.id::text, $8::varchar,
+            array_remove(ARRAY[{_CHANGED}]::varchar[], NULL)
+        FROM written w LEFT JOIN before b USING (loyalty_id)
     )
-    INSERT INTO loyalty_members
-        (id, loyalty_id, cardno, discount, client_name, client_birthday, is_male)
-    SELECT id, loyalty_id, cardno, discount, client_name, client_birthday, is_male
-    FROM numbered ORDER BY loyalty_id
-    ON CONFLICT (loyalty_id) DO UPDATE SET
-        cardno = excluded.cardno,
-        discount = excluded.discount,
-        client_name = excluded.client_name,
-        client_birthday = excluded.client_birthday,
-        is_male = excluded.is_male,
-        updated_at = now()
-    RETURNING (xmax = 0) AS inserted
+    SELECT inserted FROM written
 """
+
+
+def _subject(table: Table) -> ColumnElement[Any]:
+    """A member's audit subject: its internal id, which a rename of loyalty_id keeps."""
+    return cast(table.c.id, String)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,25 +127,31 @@ async def get(conn: AsyncConnection, loyalty_id: str) -> MemberRecord | None:
     return MemberRecord.from_row(row) if row else None
 
 
-async def upsert(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> int:
+async def upsert(conn: AsyncConnection, rows: Sequence[dict[str, Any]], actor: str) -> int:
     """Insert or replace rows with distinct loyalty_ids (and their input position `ord`) in
-    one statement (give it an autocommit connection); returns how many were inserted."""
+    one statement with their audit lines (give it an autocommit connection); returns how
+    many were inserted."""
     if not rows:
         return 0
     arrays = tuple([row[field] for row in rows] for field in ("ord", *FIELDS))
-    result = await conn.exec_driver_sql(UPSERT, arrays)
+    result = await conn.exec_driver_sql(UPSERT, (*arrays, actor[:100]))
     return sum(1 for (inserted,) in result if inserted)
 
 
 async def update_one(
-    conn: AsyncConnection, loyalty_id: str, values: dict[str, Any]
+    conn: AsyncConnection, loyalty_id: str, values: dict[str, Any], actor: str
 ) -> MemberRecord | None:
-    """Change (and possibly rename) a member; None when it does not exist."""
-    stmt = (
-        update(T)
-        .where(T.c.loyalty_id == loyalty_id)
-        .values(**values, updated_at=func.now())
-        .returning(*COLUMNS)
+    """Change (and possibly rename) a member, with its audit line; None when it does not
+    exist."""
+    stmt = audit.audited_update(
+        T,
+        T.c.loyalty_id == loyalty_id,
+        values,
+        {"updated_at": func.now()},
+        COLUMNS,
+        action="loyalty_member.updated",
+        actor=actor,
+        subject=_subject,
     )
     try:
         row = (await conn.execute(stmt)).first()
@@ -130,10 +162,23 @@ async def update_one(
     return MemberRecord.from_row(row) if row else None
 
 
-async def delete_one(conn: AsyncConnection, loyalty_id: str) -> bool:
-    """Delete a member; whether it existed."""
-    result = await conn.execute(delete(T).where(T.c.loyalty_id == loyalty_id).returning(T.c.id))
-    return result.first() is not None
+async def delete_one(conn: AsyncConnection, loyalty_id: str, actor: str) -> bool:
+    """Delete a member with its audit line; whether it existed."""
+    stmt = audit.with_line(
+        delete(T).where(T.c.loyalty_id == loyalty_id),
+        [T.c.id],
+        action="loyalty_member.deleted",
+        actor=actor,
+        subject=_subject(T),
+        fields=audit.names(()),
+    )
+    return (await conn.execute(stmt)).first() is not None
+
+
+async def for_customer(conn: AsyncConnection, customer_id: uuid.UUID) -> list[dict[str, Any]]:
+    """Every stored field of the memberships linked to a customer, oldest first."""
+    rows = await conn.execute(select(T).where(T.c.customer_id == customer_id).order_by(T.c.id))
+    return [dict(row._mapping) for row in rows]
 
 
 async def stream_all(conn: AsyncConnection, batch: int = 5000) -> AsyncIterator[MemberRecord]:

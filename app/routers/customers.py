@@ -14,6 +14,7 @@ from app.customers.validation import country_name
 from app.deps import CustomersDep, DeletionDep, customers_of
 from app.errors import NotFound
 from app.http import JSON, parse_int, wants_html
+from app.idempotency.guard import IdempotencyKeyHeader
 from app.security import (
     CustomerPrincipal,
     Principal,
@@ -152,9 +153,12 @@ SelfOrStaffRead = Annotated[Principal, Depends(staff_or_self("customers:read"))]
     summary="Add a customer",
 )
 async def create_customer(
-    body: CustomerIn, customers: CustomersDep, _: StaffCustomersWrite
+    body: CustomerIn,
+    customers: CustomersDep,
+    principal: StaffCustomersWrite,
+    _key: IdempotencyKeyHeader = None,
 ) -> Response:
-    record = await customers.create(_changes(body))
+    record = await customers.create(_changes(body), actor=principal.actor)
     return ok(present(record), 201)
 
 
@@ -204,7 +208,7 @@ async def update_self(
     body: CustomerIn, customers: CustomersDep, principal: CustomerPrincipal
 ) -> Response:
     own = await customers.for_token(principal.sub)
-    return ok(present(await customers.update(own.id, _changes(body))))
+    return ok(present(await customers.update(own.id, _changes(body), actor=principal.actor)))
 
 
 @router.get(
@@ -232,9 +236,13 @@ async def get_customer(
     summary="Edit a customer (staff)",
 )
 async def update_customer(
-    customer_ulid: CustomerUlid, body: CustomerIn, customers: CustomersDep, _: StaffCustomersWrite
+    customer_ulid: CustomerUlid,
+    body: CustomerIn,
+    customers: CustomersDep,
+    principal: StaffCustomersWrite,
 ) -> Response:
-    record = await customers.update(customer_id_or_404(customer_ulid), _changes(body))
+    uid = customer_id_or_404(customer_ulid)
+    record = await customers.update(uid, _changes(body), actor=principal.actor)
     return ok(present(record))
 
 
@@ -247,7 +255,7 @@ async def update_customer(
 async def delete_customer(
     customer_ulid: CustomerUlid, customers: CustomersDep, principal: StaffCustomersWrite
 ) -> Response:
-    await customers.delete(customer_id_or_404(customer_ulid), actor=f"staff:{principal.sub}")
+    await customers.delete(customer_id_or_404(customer_ulid), actor=principal.actor)
     return JSON({"statusCode": 204})
 
 

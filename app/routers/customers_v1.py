@@ -17,6 +17,7 @@ from app.customers.ids import customer_id_or_404
 from app.deps import CustomersDep, SettingsDep, customers_of
 from app.errors import Invalid, PreconditionFailed
 from app.http import JSON, parse_int
+from app.idempotency.guard import IdempotencyKeyHeader
 from app.routers import customers_v1_translate as translate
 from app.routers.customers_v1_query import (
     IF_NONE_MATCH,
@@ -194,11 +195,12 @@ async def create_customer(
     body: V1CustomerIn,
     customers: CustomersDep,
     settings: SettingsDep,
-    _: StaffCustomersWrite,
+    principal: StaffCustomersWrite,
+    _key: IdempotencyKeyHeader = None,
 ) -> Response:
     changes = {k: v for k, v in translate.replacement(body).items() if v is not None}
     translate.check_names(changes, settings, creating=True)
-    record = await customers.create(changes)
+    record = await customers.create(changes, actor=principal.actor)
     response = translate.resource(record, 201, envelope=True)
     response.headers["Content-Location"] = (
         f"{request.scope.get('root_path', '')}{PREFIX}/{record.ulid}"
@@ -235,6 +237,7 @@ async def _update(
     if_match: str | None,
     customers: CustomersDep,
     settings: Settings,
+    actor: str,
 ) -> Response:
     uid = customer_id_or_404(customer_id)
     translate.check_names(changes, settings)
@@ -244,7 +247,7 @@ async def _update(
         if expected is not None and record.version != expected:
             raise PreconditionFailed()
         return translate.resource(record)
-    return translate.resource(await customers.update(uid, changes, expected))
+    return translate.resource(await customers.update(uid, changes, expected, actor=actor))
 
 
 @router.put(
@@ -258,10 +261,11 @@ async def replace_customer(
     body: V1CustomerIn,
     customers: CustomersDep,
     settings: SettingsDep,
-    _: StaffCustomersWrite,
+    principal: StaffCustomersWrite,
     if_match: IfMatch = None,
 ) -> Response:
-    return await _update(customer_id, translate.replacement(body), if_match, customers, settings)
+    changes = translate.replacement(body)
+    return await _update(customer_id, changes, if_match, customers, settings, principal.actor)
 
 
 @router.patch(
@@ -285,10 +289,11 @@ async def patch_customer(
     body: V1CustomerIn,
     customers: CustomersDep,
     settings: SettingsDep,
-    _: StaffCustomersWrite,
+    principal: StaffCustomersWrite,
     if_match: IfMatch = None,
 ) -> Response:
-    return await _update(customer_id, translate.merge_patch(body), if_match, customers, settings)
+    changes = translate.merge_patch(body)
+    return await _update(customer_id, changes, if_match, customers, settings, principal.actor)
 
 
 @router.delete(
@@ -306,5 +311,5 @@ async def delete_customer(
 ) -> Response:
     uid = customer_id_or_404(customer_id)
     expected = await translate.expected_version(if_match, uid, customers)
-    await customers.delete(uid, actor=f"staff:{principal.sub}", expected_version=expected)
+    await customers.delete(uid, actor=principal.actor, expected_version=expected)
     return Response(status_code=204)

@@ -16,6 +16,7 @@ from fastapi.routing import APIRoute
 from app.contract import Problem, _read_limited, render_problem
 from app.errors import NotFound
 from app.http import JSON, wants_html
+from app.idempotency.guard import declares_key, guarded
 from app.loyalty.schemas import (
     MAX_LENGTH,
     PARSES,
@@ -164,6 +165,7 @@ class LoyaltyRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        idempotent = declares_key(self)
 
         async def handle(request: Request) -> Response:
             try:
@@ -171,7 +173,10 @@ class LoyaltyRoute(APIRoute):
                     await _read_limited(request, _body_limit(request))
                 if response_format(request) is None:
                     raise NotFound("Not found")
-                response = await handler(request)
+                if idempotent and request.method == "POST":
+                    response = await guarded(request, handler)
+                else:
+                    response = await handler(request)
             except Exception as exc:  # noqa: BLE001 - every error gets the contract's shape
                 response = _error(request, exc)
             return _finish(request, response)

@@ -261,7 +261,8 @@ async def post_form(
     if not sub.changes:
         return _form_response(customer, settings)
     try:
-        record = await customers.update(customer.id, sub.changes)
+        actor = f"customer:{customer.ulid}"
+        record = await customers.update(customer.id, sub.changes, actor=actor)
     except Invalid as exc:
         return _form_response(customer, settings, sub.echoed, form.errors_by_v3_name(exc.errors))
     except Conflict as exc:
