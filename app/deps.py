@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 
 from app.config import Settings
 from app.customers.service import CustomerService
+from app.privacy.export import ExportService
 from app.privacy.service import DeletionService
 
 
@@ -34,6 +35,11 @@ async def _deletion(request: Request) -> DeletionService:
     return service
 
 
+async def _export(request: Request) -> ExportService:
+    return ExportService(request.app.state.db)
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
 CustomersDep = Annotated[CustomerService, Depends(_customers)]
 DeletionDep = Annotated[DeletionService, Depends(_deletion)]
+ExportDep = Annotated[ExportService, Depends(_export)]

@@ -34,3 +34,14 @@ def parse_int(value: str | None, default: int) -> int | None:
     if not _INTEGER.fullmatch(value) or len(value) > 9:
         return None
     return int(value)
+
+
+def attachment(document: Any, filename: str) -> JSON:
+    """A JSON document to save as a file; personal data, so never cached on the way."""
+    return JSON(
+        document,
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Cache-Control": "no-store",
+        },
+    )

@@ -33,7 +33,7 @@ ORDERABLE = {name: T.c["loyalty_id" if name == "identifier" else name] for name 
 _CHANGED = ", ".join(
     f"CASE WHEN (w.inserted AND w.{f} IS NOT NULL)"
     f" OR (NOT w.inserted AND w.{f} IS DISTINCT FROM b.{f}) THEN '{f}' END"
-    for f in FIELDS
+    for f in sorted(FIELDS)  # names in alphabetical order, as every audit line lists them
 )
 UPSERT = f"""
     WITH input AS (

@@ -11,10 +11,11 @@ from app.contract import Problem, contract_route
 from app.customers.ids import customer_id_or_404, parse_ulid
 from app.customers.schemas import CustomerRecord
 from app.customers.validation import country_name
-from app.deps import CustomersDep, DeletionDep, customers_of
+from app.deps import CustomersDep, DeletionDep, ExportDep, customers_of
 from app.errors import NotFound
-from app.http import JSON, parse_int, wants_html
+from app.http import JSON, attachment, parse_int, wants_html
 from app.idempotency.guard import IdempotencyKeyHeader
+from app.privacy.export import CustomerExport, filename
 from app.security import (
     CustomerPrincipal,
     Principal,
@@ -227,6 +228,31 @@ async def get_customer(
             raise NotFound("Customer not found.")  # existence of others is not revealed
         return ok(present(own))
     return ok(present(await customers.get(customer_id_or_404(customer_ulid))))
+
+
+@router.get(
+    "/api/customer/{customer_ulid}/export",
+    response_model=CustomerExport,
+    responses={
+        **ERRORS,
+        200: {
+            "description": "Everything held about the customer, as a JSON attachment "
+            "(`Content-Disposition: attachment`). Not enveloped: the file is the same "
+            "document `GET /api/v3/customer/export/` gives.",
+        },
+    },
+    summary="Export everything held about a customer (staff, or the customer themself)",
+)
+async def export_customer(
+    request: Request, customer_ulid: CustomerUlid, exports: ExportDep, principal: SelfOrStaffRead
+) -> Response:
+    if principal.is_customer:
+        own = await customers_of(request).for_token(principal.sub)
+        if own.ulid != customer_ulid.upper():
+            raise NotFound("Customer not found.")  # existence of others is not revealed
+    customer_id = customer_id_or_404(customer_ulid)
+    document = await exports.export(customer_id)
+    return attachment(document, filename(document["customer"]["id"]))
 
 
 @router.put(

@@ -13,9 +13,10 @@ from app.customers import form
 from app.customers.rules import clean_changes
 from app.customers.schemas import CustomerRecord
 from app.customers.service import CustomerService
-from app.deps import CustomersDep, SettingsDep, customers_of
+from app.deps import CustomersDep, ExportDep, SettingsDep, customers_of
 from app.errors import Conflict, Invalid, NotFound, Unauthenticated
-from app.http import JSON
+from app.http import JSON, attachment
+from app.privacy.export import CustomerExport, filename
 from app.security import CustomerPrincipal, Principal
 
 NOT_AUTHENTICATED = "Customer not authenticated"
@@ -273,3 +274,24 @@ async def post_form(
     except NotFound:
         raise Unauthenticated(NOT_AUTHENTICATED, invalid_token=True) from None
     return _form_response(record, settings)
+
+
+@router.get(
+    "/api/v3/customer/export/",
+    response_model=CustomerExport,
+    responses={
+        **ERRORS,
+        200: {
+            "description": "Everything held about you, as a JSON attachment "
+            "(`Content-Disposition: attachment`): every stored field, linked loyalty "
+            "memberships, the audit trail of your records, and `exported_at`.",
+        },
+    },
+    summary="Download everything held about the signed-in customer (right of access)",
+)
+async def export_me(customer: CurrentCustomer, exports: ExportDep) -> Response:
+    try:
+        document = await exports.export(customer.id)
+    except NotFound:  # deleted since the token was checked
+        raise Unauthenticated(NOT_AUTHENTICATED, invalid_token=True) from None
+    return attachment(document, filename(customer.ulid))
