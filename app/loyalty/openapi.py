@@ -201,3 +201,7 @@ WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": Detail, "description": "Body over the size limit"},
     415: {"model": Detail, "description": "Body in an unsupported media type"},
 }
+IDEMPOTENCY_ERRORS: dict[int | str, dict[str, Any]] = {
+    409: {"model": Detail, "description": "A request with this Idempotency-Key is still running"},
+    422: {"model": Detail, "description": "This Idempotency-Key was used with another body"},
+}

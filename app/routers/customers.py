@@ -150,7 +150,18 @@ SelfOrStaffRead = Annotated[Principal, Depends(staff_or_self("customers:read"))]
     "/api/customers",
     status_code=201,
     response_model=CustomerEnvelope,
-    responses={**ERRORS, 409: {"model": MessageEnvelope, "description": "Email already used"}},
+    responses={
+        **ERRORS,
+        409: {
+            "model": MessageEnvelope,
+            "description": "Email already used, or a request with this Idempotency-Key is "
+            "still running",
+        },
+        422: {
+            "model": MessageEnvelope,
+            "description": "This Idempotency-Key was used with another request body",
+        },
+    },
     summary="Add a customer",
 )
 async def create_customer(

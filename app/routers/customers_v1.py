@@ -187,7 +187,7 @@ async def list_customers(request: Request, _: StaffCustomersRead) -> Response:
     PREFIX,
     status_code=201,
     response_model=V1CustomerEnvelope,
-    responses=envelope_errors(400, 409, 413),
+    responses=envelope_errors(400, 409, 413, 422),
     summary="Create a customer",
 )
 async def create_customer(

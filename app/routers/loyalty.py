@@ -18,6 +18,7 @@ from app.loyalty.openapi import (
     BAD_REQUEST,
     BODY_DOC,
     ERRORS,
+    IDEMPOTENCY_ERRORS,
     ITEM_BODY_DOC,
     PATCH_BODY_DOC,
     WRITE_ERRORS,
@@ -285,7 +286,7 @@ _add(
     ["POST"],
     status_code=201,
     summary="Add or replace one member, or a list of up to 10,000 (all or nothing)",
-    responses={201: {"model": UpsertResult}, **WRITE_ERRORS},
+    responses={201: {"model": UpsertResult}, **WRITE_ERRORS, **IDEMPOTENCY_ERRORS},
     openapi_extra=BODY_DOC,
 )
 _add(
