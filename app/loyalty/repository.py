@@ -5,9 +5,21 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, String, Table, cast, delete, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    Table,
+    bindparam,
+    cast,
+    delete,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -138,23 +150,36 @@ async def upsert(conn: AsyncConnection, rows: Sequence[dict[str, Any]], actor: s
     return sum(1 for (inserted,) in result if inserted)
 
 
+@lru_cache(maxsize=64)
+def _update_statement(names: tuple[str, ...]) -> Select[Any]:
+    """UPDATE of these columns of one member and its audit line, built once per shape."""
+    return audit.audited_update(
+        T,
+        T.c.loyalty_id == bindparam("key", type_=T.c.loyalty_id.type),
+        names,
+        {"updated_at": func.now()},
+        COLUMNS,
+        action="loyalty_member.updated",
+        subject=_subject,
+    )
+
+
+_DELETE = audit.with_line(
+    delete(T).where(T.c.loyalty_id == bindparam("key", type_=T.c.loyalty_id.type)),
+    [T.c.id],
+    action="loyalty_member.deleted",
+    subject=_subject(T),
+)
+
+
 async def update_one(
     conn: AsyncConnection, loyalty_id: str, values: dict[str, Any], actor: str
 ) -> MemberRecord | None:
     """Change (and possibly rename) a member, with its audit line; None when it does not
     exist."""
-    stmt = audit.audited_update(
-        T,
-        T.c.loyalty_id == loyalty_id,
-        values,
-        {"updated_at": func.now()},
-        COLUMNS,
-        action="loyalty_member.updated",
-        actor=actor,
-        subject=_subject,
-    )
+    params = {**audit.value_params(values), "key": loyalty_id, **audit.line_params(actor)}
     try:
-        row = (await conn.execute(stmt)).first()
+        row = (await conn.execute(_update_statement(tuple(sorted(values))), params)).first()
     except IntegrityError as exc:
         if "loyalty_id" in str(exc.orig):
             raise Invalid({"loyalty_id": [TAKEN_MSG]}) from exc
@@ -164,15 +189,8 @@ async def update_one(
 
 async def delete_one(conn: AsyncConnection, loyalty_id: str, actor: str) -> bool:
     """Delete a member with its audit line; whether it existed."""
-    stmt = audit.with_line(
-        delete(T).where(T.c.loyalty_id == loyalty_id),
-        [T.c.id],
-        action="loyalty_member.deleted",
-        actor=actor,
-        subject=_subject(T),
-        fields=audit.names(()),
-    )
-    return (await conn.execute(stmt)).first() is not None
+    params = {"key": loyalty_id, **audit.line_params(actor)}
+    return (await conn.execute(_DELETE, params)).first() is not None
 
 
 async def for_customer(conn: AsyncConnection, customer_id: uuid.UUID) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Table,
     Update,
+    bindparam,
     case,
     func,
     insert,
@@ -27,7 +28,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, array
+from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.selectable import CTE
 
@@ -44,11 +45,6 @@ _SUBJECT = "audit_subject"
 def record_type_of(action: str) -> str:
     """`customer.deleted` → `customer`."""
     return action.partition(".")[0]
-
-
-def names(values: Iterable[str]) -> ColumnElement[Any]:
-    """A literal list of field names as a text[] expression."""
-    return literal(sorted(values), ARRAY(String(64)))
 
 
 async def record(
@@ -71,18 +67,30 @@ async def record(
     )
 
 
+# Statements are built once per shape and cached (building a CTE statement costs more than
+# running it); what varies per request travels in these parameters (`line_params`).
+ACTOR: ColumnElement[Any] = bindparam("audit_actor", type_=String)
+# The names as one comma-joined string: no per-request ARRAY bind processing.
+FIELDS: ColumnElement[Any] = func.string_to_array(bindparam("audit_fields", type_=String), ",")
+
+
+def line_params(actor: str, fields: Iterable[str] = ()) -> dict[str, str]:
+    """The per-request values of a cached statement's audit line."""
+    return {"audit_actor": actor[:100], "audit_fields": ",".join(sorted(fields))}
+
+
 def with_line(
     write: Insert | Update | Delete,
     returning: Sequence[ColumnElement[Any]],
     *,
     action: str,
-    actor: str,
     subject: ColumnElement[Any],
-    fields: ColumnElement[Any],
+    fields: ColumnElement[Any] = FIELDS,
 ) -> Select[Any]:
     """`write … RETURNING returning` as one statement that also appends an audit line for
-    each row written; selects `returning` (by name). `subject` and `fields` are evaluated in
-    the write's RETURNING, so they can use the written row."""
+    each row written (actor: the `audit_actor` parameter); selects `returning` (by name).
+    `subject` and `fields` are evaluated in the write's RETURNING, so they can use the
+    written row."""
     written: CTE = write.returning(*returning, fields.label(_FIELDS), subject.label(_SUBJECT)).cte(
         "written"
     )
@@ -92,7 +100,7 @@ def with_line(
             literal(action, String),
             literal(record_type_of(action), String),
             written.c[_SUBJECT],
-            literal(actor[:100], String),
+            ACTOR,
             written.c[_FIELDS],
         ),
     )
@@ -102,16 +110,16 @@ def with_line(
 def audited_update(
     table: Table,
     condition: ColumnElement[bool],
-    values: dict[str, Any],
+    names: Sequence[str],
     bookkeeping: dict[str, Any],
     returning: Sequence[ColumnElement[Any]],
     *,
     action: str,
-    actor: str,
     subject: Callable[[Table], ColumnElement[Any]],
 ) -> Select[Any]:
-    """UPDATE rows matching `condition` with `values` (audited: the names of those that
-    changed) and `bookkeeping` (not audited), plus their audit lines, in one statement.
+    """UPDATE the rows matching `condition`: each of `names` from the parameter `v_{name}`
+    (audited: the names of those that changed) and `bookkeeping` (not audited), plus their
+    audit lines, in one statement.
 
     The row is locked by a FOR UPDATE subquery first, so `old` is the version this update
     replaces even under concurrent writers."""
@@ -119,14 +127,18 @@ def audited_update(
     old = select(table).where(condition).with_for_update().subquery("old")
     cases: list[ColumnElement[Any]] = [
         case((old.c[name].is_distinct_from(table.c[name]), literal(name, String)))
-        for name in sorted(values)
+        for name in sorted(names)
     ] or [null()]
     changed = func.array_remove(array[Any](cases, type_=String), null())
+    values = {name: bindparam(f"v_{name}", type_=table.c[name].type) for name in names}
     write = update(table).where(table.c[key.name] == old.c[key.name])
     write = write.values(**values, **bookkeeping)
-    return with_line(
-        write, returning, action=action, actor=actor, subject=subject(table), fields=changed
-    )
+    return with_line(write, returning, action=action, subject=subject(table), fields=changed)
+
+
+def value_params(values: dict[str, Any]) -> dict[str, Any]:
+    """`values` as the `v_{name}` parameters of a cached statement."""
+    return {f"v_{name}": value for name, value in values.items()}
 
 
 async def record_members_of_customer(
