@@ -1,5 +1,14 @@
 """Every Idempotency-Key query: single statements on the raw autocommit pool (one round
-trip each; the hot write path pays two of them, and only when a key is sent)."""
+trip each; the hot write path pays two of them, and only when a key is sent).
+
+The claim, the answer and the release commit without waiting for the WAL flush
+(`synchronous_commit` off for that statement alone, `set_config(…, true)`): a flush costs
+more than the statement (about 5 ms against 1 ms, measured here). What that risks is small:
+the work's own commit flushes the WAL up to and including an earlier claim, so a claim is
+never lost while its work survives; only a stored answer can be lost, when PostgreSQL
+crashes within a fraction of a second of it — the key then lapses like a dead worker's and
+a retry runs again.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +31,8 @@ CLAIM = """
         )
     )
     INSERT INTO idempotency_keys (caller, key, fingerprint, expires_at)
-    VALUES ($1, $2, $3, now() + make_interval(secs => $4))
+    SELECT $1, $2, $3, now() + make_interval(secs => $4)
+    WHERE set_config('synchronous_commit', 'off', true) IS NOT NULL
     ON CONFLICT (caller, key) DO UPDATE SET
         fingerprint = excluded.fingerprint, status = NULL, headers = NULL, body = NULL,
         created_at = now(), expires_at = excluded.expires_at
@@ -38,10 +48,12 @@ SAVE = """
     SET status = $4, headers = $5::jsonb, body = $6,
         expires_at = created_at + make_interval(secs => $7)
     WHERE caller = $1 AND key = $2 AND created_at = $3 AND status IS NULL
+        AND set_config('synchronous_commit', 'off', true) IS NOT NULL
 """
 RELEASE = """
     DELETE FROM idempotency_keys
     WHERE caller = $1 AND key = $2 AND created_at = $3 AND status IS NULL
+        AND set_config('synchronous_commit', 'off', true) IS NOT NULL
 """
 
 
