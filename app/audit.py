@@ -1,19 +1,171 @@
-"""Audit lines: an action, the record's id and the actor, never personal data."""
+"""Audit lines: the action, the record's type and id, the actor and the names of the fields
+written or changed, never personal data (no values).
+
+A write and its line are one statement where the write is one: the write runs as a
+data-modifying CTE and the line is inserted from what it returned, so they commit together
+and the hot write path pays no extra round trip.
+"""
 
 import uuid
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import (
+    ColumnElement,
+    Delete,
+    Insert,
+    Select,
+    String,
+    Table,
+    Update,
+    bindparam,
+    case,
+    func,
+    insert,
+    literal,
+    null,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.selectable import CTE
 
 from app.customers.ids import render_ulid
 from app.db.base import table_of
 from app.privacy.models import AuditEvent
 
+A = table_of(AuditEvent)
+LINE_COLUMNS = ["action", "record_type", "subject_id", "actor", "fields"]
+_FIELDS = "audit_fields"
+_SUBJECT = "audit_subject"
 
-async def record(conn: AsyncConnection, action: str, subject: uuid.UUID, actor: str) -> None:
+
+def record_type_of(action: str) -> str:
+    """`customer.deleted` → `customer`."""
+    return action.partition(".")[0]
+
+
+async def record(
+    conn: AsyncConnection,
+    action: str,
+    subject: uuid.UUID | str,
+    actor: str,
+    fields: Sequence[str] = (),
+) -> None:
     """Append one audit line inside the caller's transaction."""
+    subject_id = render_ulid(subject) if isinstance(subject, uuid.UUID) else subject
     await conn.execute(
-        insert(table_of(AuditEvent)).values(
-            action=action, subject_id=render_ulid(subject), actor=actor[:100]
+        insert(A).values(
+            action=action,
+            record_type=record_type_of(action),
+            subject_id=subject_id,
+            actor=actor[:100],
+            fields=sorted(fields),
         )
     )
+
+
+# Statements are built once per shape and cached (building a CTE statement costs more than
+# running it); what varies per request travels in these parameters (`line_params`).
+ACTOR: ColumnElement[Any] = bindparam("audit_actor", type_=String)
+# The names as one comma-joined string: no per-request ARRAY bind processing.
+FIELDS: ColumnElement[Any] = func.string_to_array(bindparam("audit_fields", type_=String), ",")
+
+
+def line_params(actor: str, fields: Iterable[str] = ()) -> dict[str, str]:
+    """The per-request values of a cached statement's audit line."""
+    return {"audit_actor": actor[:100], "audit_fields": ",".join(sorted(fields))}
+
+
+def with_line(
+    write: Insert | Update | Delete,
+    returning: Sequence[ColumnElement[Any]],
+    *,
+    action: str,
+    subject: ColumnElement[Any],
+    fields: ColumnElement[Any] = FIELDS,
+) -> Select[Any]:
+    """`write … RETURNING returning` as one statement that also appends an audit line for
+    each row written (actor: the `audit_actor` parameter); selects `returning` (by name).
+    `subject` and `fields` are evaluated in the write's RETURNING, so they can use the
+    written row."""
+    written: CTE = write.returning(*returning, fields.label(_FIELDS), subject.label(_SUBJECT)).cte(
+        "written"
+    )
+    line = insert(A).from_select(
+        LINE_COLUMNS,
+        select(
+            literal(action, String),
+            literal(record_type_of(action), String),
+            written.c[_SUBJECT],
+            ACTOR,
+            written.c[_FIELDS],
+        ),
+    )
+    return select(*(written.c[c.name] for c in returning)).add_cte(line.cte("audit_line"))
+
+
+def audited_update(
+    table: Table,
+    condition: ColumnElement[bool],
+    names: Sequence[str],
+    bookkeeping: dict[str, Any],
+    returning: Sequence[ColumnElement[Any]],
+    *,
+    action: str,
+    subject: Callable[[Table], ColumnElement[Any]],
+) -> Select[Any]:
+    """UPDATE the rows matching `condition`: each of `names` from the parameter `v_{name}`
+    (audited: the names of those that changed) and `bookkeeping` (not audited), plus their
+    audit lines, in one statement.
+
+    The row is locked by a FOR UPDATE subquery first, so `old` is the version this update
+    replaces even under concurrent writers."""
+    key = next(iter(table.primary_key.columns))
+    old = select(table).where(condition).with_for_update().subquery("old")
+    cases: list[ColumnElement[Any]] = [
+        case((old.c[name].is_distinct_from(table.c[name]), literal(name, String)))
+        for name in sorted(names)
+    ] or [null()]
+    changed = func.array_remove(array[Any](cases, type_=String), null())
+    values = {name: bindparam(f"v_{name}", type_=table.c[name].type) for name in names}
+    write = update(table).where(table.c[key.name] == old.c[key.name])
+    write = write.values(**values, **bookkeeping)
+    return with_line(write, returning, action=action, subject=subject(table), fields=changed)
+
+
+def value_params(values: dict[str, Any]) -> dict[str, Any]:
+    """`values` as the `v_{name}` parameters of a cached statement."""
+    return {f"v_{name}": value for name, value in values.items()}
+
+
+async def record_members_of_customer(
+    conn: AsyncConnection, customer_id: uuid.UUID, action: str, actor: str
+) -> None:
+    """One line per loyalty membership of a customer (before a cascading delete)."""
+    await conn.execute(
+        text(
+            "INSERT INTO audit_events (action, record_type, subject_id, actor, fields)"
+            " SELECT :action, 'loyalty_member', id::text, :actor, '{}'"
+            " FROM loyalty_members WHERE customer_id = :customer_id"
+        ),
+        {"action": action, "actor": actor[:100], "customer_id": customer_id},
+    )
+
+
+async def trail(conn: AsyncConnection, subjects: dict[str, Sequence[str]]) -> list[dict[str, Any]]:
+    """Every line about the given records (record type → ids), oldest first."""
+    clauses = [
+        (A.c.record_type == kind) & A.c.subject_id.in_(ids) for kind, ids in subjects.items() if ids
+    ]
+    if not clauses:
+        return []
+    condition = clauses[0]
+    for clause in clauses[1:]:
+        condition = condition | clause
+    rows = await conn.execute(
+        select(A.c.at, *(A.c[name] for name in LINE_COLUMNS)).where(condition).order_by(A.c.id)
+    )
+    return [dict(row._mapping) for row in rows]

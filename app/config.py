@@ -84,6 +84,8 @@ class Settings(BaseSettings):
     header_timeout_seconds: float = 10.0
     body_timeout_seconds: float = 30.0
     keep_alive_timeout_seconds: int = 5
+    idempotency_retention_hours: int = 24
+    idempotency_lock_seconds: int = 60
 
     log_level: str = "INFO"
     data_dir: str = ".data"

@@ -79,3 +79,7 @@ class Forbidden(DomainError):
 
 class PayloadTooLarge(DomainError):
     """The request body is over the configured limit."""
+
+
+class Unprocessable(DomainError):
+    """Well-formed, but cannot be processed as sent (e.g. a reused Idempotency-Key)."""

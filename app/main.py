@@ -80,7 +80,9 @@ def _documented_errors(schema: dict[str, Any]) -> dict[str, Any]:
     for operations in schema["paths"].values():
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
-            invalid = responses.pop("422", None)
+            # FastAPI's own 422 goes; one a route documents itself (Idempotency-Key) stays.
+            own = responses.get("422", {}).get("description") != "Validation Error"
+            invalid = None if own else responses.pop("422", None)
             if invalid is not None and "400" not in responses:
                 responses["400"] = {"description": "Invalid request"}
             if "security" in operation:

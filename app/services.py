@@ -18,6 +18,7 @@ from app.db.replica import ReadReplica
 from app.loyalty.service import LoyaltyService
 from app.mail import make_mailer
 from app.privacy.deletion import DeletionService
+from app.privacy.export import ExportService
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,7 @@ class Services:
     customers: CustomerService
     loyalty: LoyaltyService
     deletion: DeletionService
+    export: ExportService
     auth: AuthService
 
 
@@ -55,6 +57,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             customers=CustomerService(db, settings),
             loyalty=LoyaltyService(db, settings),
             deletion=DeletionService(db, settings, mailer),
+            export=ExportService(db),
             auth=AuthService(db, settings, mailer),
         )
     finally:

@@ -56,14 +56,23 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int
+    # CPU time of the service's processes per request: steadier than req/s on a busy machine.
+    cpu_us: float = 0.0
 
 
 def lua_list(values: list[str]) -> str:
     return "{" + ",".join(json.dumps(v) for v in values) + "}"
 
 
-def wrk_script(method: str, paths: list[str], headers: list[str], body: str | None = None) -> str:
-    """A wrk script choosing a random (path, Authorization) pair per request."""
+def wrk_script(
+    method: str,
+    paths: list[str],
+    headers: list[str],
+    body: str | None = None,
+    key_prefix: str | None = None,
+) -> str:
+    """A wrk script choosing a random (path, Authorization) pair per request; with
+    `key_prefix`, each request also sends a fresh Idempotency-Key."""
     post = ""
     if body is not None:
         post = f"""
@@ -72,6 +81,9 @@ function make_body()
   counter = counter + 1
   return string.format({json.dumps(body)}, tid or 0, counter)
 end"""
+    key_line = ""
+    if key_prefix is not None:
+        key_line = f'h["Idempotency-Key"] = string.format("{key_prefix}-%d-%d", tid or 0, counter)'
     return f"""
 local paths = {lua_list(paths)}
 local auths = {lua_list(headers)}
@@ -83,9 +95,20 @@ request = function()
   local i = math.random(#paths)
   local h = {{["Authorization"] = auths[((i - 1) % #auths) + 1],
              ["Content-Type"] = "application/json"}}
-  return wrk.format("{method}", paths[i], h, {"make_body()" if body is not None else "nil"})
+  local b = {"make_body()" if body is not None else "nil"}
+  {key_line}
+  return wrk.format("{method}", paths[i], h, b)
 end
 {WRK_DONE}"""
+
+
+def fresh_script(
+    method: str, paths: list[str], headers: list[str], body: str | None, keyed: bool
+) -> str:
+    """A script for one run: a fresh nonce keeps created e-mail addresses and keys unique."""
+    nonce = uuid.uuid4().hex[:10]
+    fresh = body.replace("{nonce}", nonce) if body else None
+    return wrk_script(method, paths, headers, fresh, f"bench-{nonce}" if keyed else None)
 
 
 def run_wrk(port: int, script: str, seconds: int, connections: int) -> Result:
@@ -127,7 +150,21 @@ def median_result(results: list[Result]) -> Result:
         p50_ms=statistics.median(r.p50_ms for r in results),
         p99_ms=statistics.median(r.p99_ms for r in results),
         errors=sum(r.errors for r in results),
+        cpu_us=statistics.median(r.cpu_us for r in results),
     )
+
+
+def tree_cpu(proc: subprocess.Popen[bytes]) -> float:
+    """User and system CPU seconds of a process and its children so far."""
+    total = 0.0
+    try:
+        root = psutil.Process(proc.pid)
+        for p in [root, *root.children(recursive=True)]:
+            times = p.cpu_times()
+            total += times.user + times.system
+    except psutil.Error:
+        pass
+    return total
 
 
 class RssWatch:
@@ -281,9 +318,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="100,000 customers, short rounds")
     parser.add_argument("--customers", type=int)
+    parser.add_argument(
+        "--only",
+        help="comma-separated substrings: run only the scenarios whose names contain one "
+        "(the floor runs with the v1 GET, the bulk upload with `bulk`)",
+    )
+    parser.add_argument("--seconds", type=int, help="length of a measured round")
+    parser.add_argument("--rounds", type=int, help="measured rounds per scenario")
     args = parser.parse_args()
+    only = [o.strip() for o in args.only.split(",")] if args.only else None
+
+    def wanted(name: str) -> bool:
+        return only is None or any(o in name for o in only)
+
     customers = args.customers or (100_000 if args.quick else 1_000_000)
     seconds, rounds, warmup = (3, 2, 1) if args.quick else (10, 3, 3)
+    seconds, rounds = args.seconds or seconds, args.rounds or rounds
     bulk_batches = 10 if args.quick else 30
     ensure_wrk()
 
@@ -319,6 +369,10 @@ def main() -> None:
         "--no-access-log",
     ]
     cities = "address.city=Nairobi,Mombasa&sortBy=lastName,firstName&pageSize=20"
+    post_body = (
+        '{"first_name":"Bench","last_name":"Writer","email":"bench-%d-%d-{nonce}'
+        '@example.org","nationality":"KE","dob":"1990-01-01","phone_number":"0712345678"}'
+    )
     scenarios: list[tuple[str, str, list[str], list[str], str | None, int]] = [
         (
             "GET /api/v1/customers/{id}",
@@ -343,8 +397,15 @@ def main() -> None:
             "POST",
             ["/api/customers"],
             staff_h,
-            '{"first_name":"Bench","last_name":"Writer","email":"bench-%d-%d-{nonce}'
-            '@example.org","nationality":"KE","dob":"1990-01-01","phone_number":"0712345678"}',
+            post_body,
+            16,
+        ),
+        (
+            "POST /api/customers + Idempotency-Key",
+            "POST",
+            ["/api/customers"],
+            staff_h,
+            post_body,
             16,
         ),
         (
@@ -362,6 +423,8 @@ def main() -> None:
     rss_mb = 0.0
     bulk = {"service": [], "floor": []}  # type: dict[str, list[float]]
     for workers in (1, 2):
+        if workers == 2 and not wanted(scenarios[0][0]):
+            continue
         service_cmd = [
             py,
             "-m",
@@ -380,21 +443,28 @@ def main() -> None:
             watch = RssWatch(proc.pid)
             chosen = scenarios if workers == 1 else scenarios[:1]
             for name, method, paths, headers, body, conns in chosen:
+                if not wanted(name):
+                    continue
+                keyed = name.endswith("Idempotency-Key")
                 # A short unmeasured run first: connections opened, statements prepared,
                 # caches filled, as in a service that has been up for a while.
-                fresh = body.replace("{nonce}", uuid.uuid4().hex[:10]) if body else None
-                run_wrk(SERVICE_PORT, wrk_script(method, paths, headers, fresh), warmup, conns)
+                run_wrk(
+                    SERVICE_PORT, fresh_script(method, paths, headers, body, keyed), warmup, conns
+                )
                 if name.startswith("GET /api/v1/customers/{id}") and workers == 1:
                     run_wrk(FLOOR_PORT, wrk_script("GET", paths, headers), warmup, conns)
                 results = []
                 for _ in range(rounds):
-                    # A fresh nonce per round keeps created e-mail addresses unique.
-                    fresh = body.replace("{nonce}", uuid.uuid4().hex[:10]) if body else None
-                    results.append(
-                        run_wrk(
-                            SERVICE_PORT, wrk_script(method, paths, headers, fresh), seconds, conns
-                        )
+                    cpu_before = tree_cpu(proc)
+                    result = run_wrk(
+                        SERVICE_PORT,
+                        fresh_script(method, paths, headers, body, keyed),
+                        seconds,
+                        conns,
                     )
+                    served = max(1.0, result.rps * seconds)
+                    result.cpu_us = (tree_cpu(proc) - cpu_before) / served * 1e6
+                    results.append(result)
                     if name.startswith("GET /api/v1/customers/{id}") and workers == 1:
                         floor_results.append(
                             run_wrk(FLOOR_PORT, wrk_script("GET", paths, headers), seconds, conns)
@@ -403,12 +473,12 @@ def main() -> None:
                 r = rows[-1][2]
                 print(
                     f"  {name} ({workers} worker(s)): {r.rps:.0f} req/s, p99 {r.p99_ms:.1f} ms,"
-                    f" {r.errors} errors",
+                    f" {r.cpu_us:.0f} CPU µs/req, {r.errors} errors",
                     file=sys.stderr,
                 )
                 if name.startswith("GET /api/v1/customers/{id}"):
                     service_get[workers] = median_result(results)
-            if workers == 1:
+            if workers == 1 and wanted("bulk"):
                 start = 0
                 for _ in range(rounds):
                     bulk["service"].append(
@@ -419,38 +489,59 @@ def main() -> None:
                     start += bulk_batches * 1000
             rss_mb = max(rss_mb, watch.stop())
 
-    floor = median_result(floor_results)
+    floor = median_result(floor_results) if floor_results else None
     print(
         f"\nJambo benchmark — {customers:,} customers, wrk -t2, {seconds}s × {rounds} rounds, "
         f"medians; {os.cpu_count()} cores"
     )
-    print(f"{'scenario':<36}{'workers':>8}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
+    print(
+        f"{'scenario':<40}{'workers':>8}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'CPU µs':>8}{'errors':>8}"
+    )
     for name, workers, r in rows:
-        print(f"{name:<36}{workers:>8}{r.rps:>10.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{r.errors:>8}")
-    print(
-        f"{'floor: raw asyncpg GET':<36}{1:>8}{floor.rps:>10.0f}{floor.p50_ms:>9.2f}"
-        f"{floor.p99_ms:>9.2f}{floor.errors:>8}"
+        print(
+            f"{name:<40}{workers:>8}{r.rps:>10.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}"
+            f"{r.cpu_us:>8.0f}{r.errors:>8}"
+        )
+    if floor is not None:
+        print(
+            f"{'floor: raw asyncpg GET':<40}{1:>8}{floor.rps:>10.0f}{floor.p50_ms:>9.2f}"
+            f"{floor.p99_ms:>9.2f}{floor.errors:>8}"
+        )
+    summary: dict[str, Any] = {}
+    if floor is not None and 1 in service_get:
+        summary["get_customer_vs_floor"] = round(service_get[1].rps / floor.rps, 3)
+        summary["get_customer_rps"] = round(service_get[1].rps)
+        summary["floor_rps"] = round(floor.rps)
+    if 2 in service_get:
+        summary["get_customer_rps_2_workers"] = round(service_get[2].rps)
+    by_name = {n: r for n, w, r in rows if w == 1}
+    list_row = next((r for n, r in by_name.items() if n.startswith("v1 list")), None)
+    if list_row is not None:
+        summary["list_filtered_p99_ms"] = round(list_row.p99_ms, 2)
+    plain, keyed = (
+        by_name.get("POST /api/customers"),
+        by_name.get("POST /api/customers + Idempotency-Key"),
     )
-    bulk_rate = statistics.median(bulk["service"])
-    bulk_floor_rate = statistics.median(bulk["floor"])
-    print(
-        f"loyalty bulk, batches of 1,000: service {bulk_rate:,.0f} rows/s, "
-        f"floor {bulk_floor_rate:,.0f} rows/s"
-    )
+    if plain is not None and keyed is not None:
+        summary["post_rps"] = round(plain.rps)
+        summary["post_with_key_rps"] = round(keyed.rps)
+        summary["post_key_cost"] = round(1 - keyed.rps / plain.rps, 3)
+        summary["post_cpu_us"] = round(plain.cpu_us)
+        summary["post_with_key_cpu_us"] = round(keyed.cpu_us)
+    if bulk["service"]:
+        bulk_rate = statistics.median(bulk["service"])
+        bulk_floor_rate = statistics.median(bulk["floor"])
+        print(
+            f"loyalty bulk, batches of 1,000: service {bulk_rate:,.0f} rows/s, "
+            f"floor {bulk_floor_rate:,.0f} rows/s"
+        )
+        summary["bulk_rows_per_s"] = round(bulk_rate)
+        summary["bulk_vs_floor"] = round(bulk_rate / bulk_floor_rate, 3)
     print(f"peak RSS per service process: {rss_mb:.0f} MB; logs in {logs}")
-    list_row = next(r for n, w, r in rows if n.startswith("v1 list") and w == 1)
-    summary = {
-        "get_customer_vs_floor": round(service_get[1].rps / floor.rps, 3),
-        "get_customer_rps": round(service_get[1].rps),
-        "get_customer_rps_2_workers": round(service_get[2].rps),
-        "floor_rps": round(floor.rps),
-        "list_filtered_p99_ms": round(list_row.p99_ms, 2),
-        "bulk_rows_per_s": round(bulk_rate),
-        "bulk_vs_floor": round(bulk_rate / bulk_floor_rate, 3),
-        "rss_mb": round(rss_mb, 1),
-        "customers": customers,
-        "errors": sum(r.errors for _, _, r in rows),
-    }
+    summary["rss_mb"] = round(rss_mb, 1)
+    summary["customers"] = customers
+    summary["errors"] = sum(r.errors for _, _, r in rows)
     print("summary: " + json.dumps(summary))
 
 

@@ -27,8 +27,8 @@ from app.main import create_app
 JWT_SECRET = "test-secret-" + "x" * 40
 ORIGIN = "https://app.example.com"
 TABLES = (
-    "count_cache, audit_events, deletion_tokens, email_codes, api_clients, loyalty_members,"
-    " customers, sign_in_limits"
+    "count_cache, audit_events, idempotency_keys, deletion_tokens, email_codes, api_clients,"
+    " loyalty_members, customers, sign_in_limits"
 )
 
 

@@ -41,10 +41,15 @@ async def test_request_mails_a_link_and_confirm_deletes_everything(
     assert response.json() == {"statusCode": 200, "body": "Customer deleted successfully"}
     for table in ("customers", "loyalty_members", "deletion_tokens"):
         assert await db.fetchval(f"SELECT count(*) FROM {table}") == 0
-    audit = await db.fetch("SELECT action, subject_id, actor FROM audit_events")
+    audit = await db.fetch(
+        "SELECT action, subject_id, actor FROM audit_events"
+        " WHERE action LIKE '%.deleted' ORDER BY id"
+    )
     assert [(a["action"], a["subject_id"]) for a in audit] == [
-        ("customer.deleted", customer["ulid"])
+        ("loyalty_member.deleted", audit[0]["subject_id"]),  # the membership the delete took
+        ("customer.deleted", customer["ulid"]),
     ]
+    assert {a["actor"] for a in audit} == {"self:deletion-link"}
     assert customer["email"] not in str([dict(a) for a in audit])
 
     replay = await client.get(f"/api/customer/{token}/delete/confirm", headers=JSON_ONLY)

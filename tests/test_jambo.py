@@ -215,7 +215,9 @@ async def test_staff_delete_answers_statuscode_204_and_removes_data(
     assert response.status_code == 200
     assert response.json() == {"statusCode": 204}
     assert await db.fetchval("SELECT count(*) FROM customers") == 0
-    audit = await db.fetchrow("SELECT action, subject_id, actor FROM audit_events")
+    audit = await db.fetchrow(
+        "SELECT action, subject_id, actor FROM audit_events WHERE action = 'customer.deleted'"
+    )
     assert audit["action"] == "customer.deleted" and audit["subject_id"] == customer["ulid"]
     again = await client.delete(f"/api/customer/{customer['ulid']}", headers=STAFF)
     assert again.status_code == 404

@@ -38,6 +38,7 @@ async def test_upgrade_head_then_downgrade_base_then_upgrade_again() -> None:
             "audit_events",
             "api_clients",
             "email_codes",
+            "idempotency_keys",
         } <= await _tables(url)
         await asyncio.to_thread(command.downgrade, _config(url), "base")
         assert await _tables(url) == {"alembic_version"}

@@ -36,6 +36,11 @@ class Principal:
     def is_customer(self) -> bool:
         return self.role == "customer"
 
+    @property
+    def actor(self) -> str:
+        """Who did it, for audit lines and idempotency keys: `staff:ID` or `customer:ULID`."""
+        return f"{self.role}:{self.sub}"
+
 
 class TokenVerifier:
     """Checks signature, algorithm allow-list, expiry, issuer and audience; caches good tokens."""
@@ -159,6 +164,15 @@ def _authenticate(request: Request) -> Principal | None:
     principal = _verifier(request).verify(token.strip())
     request.state.principal_sub = principal.sub  # for the access log line
     return principal
+
+
+def peek_principal(request: Request) -> Principal | None:
+    """The caller's Principal when the request carries a valid token, else None (the route's
+    own policy answers the 401 later)."""
+    try:
+        return _authenticate(request)
+    except Unauthenticated:
+        return None
 
 
 Policy = Callable[[Principal | None], Principal | None]

@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 from app.config import Settings
 from app.customers.service import CustomerService
 from app.privacy.deletion import DeletionService
+from app.privacy.export import ExportService
 from app.services import Services
 
 
@@ -34,6 +35,11 @@ async def _deletion(request: Request) -> DeletionService:
     return services(request).deletion
 
 
+async def _export(request: Request) -> ExportService:
+    return services(request).export
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
 CustomersDep = Annotated[CustomerService, Depends(_customers)]
 DeletionDep = Annotated[DeletionService, Depends(_deletion)]
+ExportDep = Annotated[ExportService, Depends(_export)]

@@ -50,3 +50,14 @@ def page_number(value: str | None) -> int | None:
     """A 1-based page number (1 when absent); None when malformed or below 1."""
     number = parse_int(value, 1)
     return number if number is not None and number >= 1 else None
+
+
+def attachment(document: Any, filename: str) -> JSON:
+    """A JSON document to save as a file; personal data, so never cached on the way."""
+    return JSON(
+        document,
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Cache-Control": "no-store",
+        },
+    )

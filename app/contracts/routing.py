@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app import errors
 from app.db.outage import is_outage, is_retryable
 from app.errors import Message
+from app.idempotency.guard import declares_key, guarded
 
 log = logging.getLogger("jambo.errors")
 
@@ -38,6 +39,7 @@ _DEFAULT_MESSAGES = {
     412: "Precondition failed.",
     413: "Request body is too large.",
     415: "Unsupported media type.",
+    422: "Unprocessable request.",
     500: "An internal server error has occurred processing your request.",
     503: "Service temporarily unavailable.",
 }
@@ -126,6 +128,8 @@ def problem_from(exc: Exception) -> Problem:
             return Problem(409, exc.message, fields, exc=exc)
         case errors.PreconditionFailed():
             return Problem(412, exc.message or _DEFAULT_MESSAGES[412], exc=exc)
+        case errors.Unprocessable():
+            return Problem(422, exc.message or _DEFAULT_MESSAGES[422], exc=exc)
         case errors.PayloadTooLarge():
             return Problem(413, exc.message or _DEFAULT_MESSAGES[413], exc=exc)
         case errors.Unavailable():
@@ -213,6 +217,7 @@ def contract_route(
     class ContractRoute(APIRoute):
         def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
             handler = super().get_route_handler()
+            idempotent = declares_key(self)
 
             async def handle(request: Request) -> Response:
                 try:
@@ -220,7 +225,10 @@ def contract_route(
                         await read_limited(request, body_limit(request))
                     if admit is not None:
                         admit(request)
-                    response = await retrying_once(handler, request)
+                    if idempotent and request.method == "POST":
+                        response = await guarded(request, lambda r: retrying_once(handler, r))
+                    else:
+                        response = await retrying_once(handler, request)
                 except Exception as exc:  # noqa: BLE001 - every error gets the contract's shape
                     mine = own_errors(request, exc) if own_errors is not None else None
                     response = mine or render_problem(request, exc, render)

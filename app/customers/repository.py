@@ -2,12 +2,25 @@
 
 import uuid
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    String,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app import audit
+from app.customers.ids import render_ulid
 from app.customers.models import Customer
 from app.customers.schemas import CustomerRecord
 from app.db.base import table_of
@@ -54,10 +67,45 @@ async def find_by_email(conn: AsyncConnection, email: str) -> CustomerRecord | N
     return CustomerRecord.from_row(row) if row else None
 
 
-async def insert_one(conn: AsyncConnection, values: dict[str, Any]) -> CustomerRecord:
-    """Insert a customer; a taken e-mail raises Conflict."""
+@lru_cache(maxsize=256)
+def _insert_statement(names: tuple[str, ...]) -> Select[Any]:
+    """INSERT of these columns and its audit line, built once per set of columns."""
+    values = {name: bindparam(f"v_{name}", type_=T.c[name].type) for name in names}
+    return audit.with_line(
+        insert(T).values(values),
+        COLUMNS,
+        action="customer.created",
+        subject=bindparam("subject", type_=String),
+    )
+
+
+@lru_cache(maxsize=256)
+def _update_statement(names: tuple[str, ...], versioned: bool) -> Select[Any]:
+    """UPDATE of these columns (optionally only at a version) and its audit line."""
+    condition: ColumnElement[bool] = T.c.id == bindparam("customer_id", type_=T.c.id.type)
+    if versioned:
+        condition = condition & (T.c.version == bindparam("expected_version", type_=Integer))
+    return audit.audited_update(
+        T,
+        condition,
+        names,
+        {"version": T.c.version + 1, "updated_at": func.now()},
+        COLUMNS,
+        action="customer.updated",
+        subject=lambda _t: bindparam("subject", type_=String),
+    )
+
+
+async def insert_one(conn: AsyncConnection, values: dict[str, Any], actor: str) -> CustomerRecord:
+    """Insert a customer and its audit line in one statement; a taken e-mail raises Conflict."""
+    written = [k for k, v in values.items() if v is not None and k != "id"]
+    params = {
+        **audit.value_params(values),
+        "subject": render_ulid(values["id"]),
+        **audit.line_params(actor, written),
+    }
     try:
-        row = (await conn.execute(insert(T).values(**values).returning(*COLUMNS))).one()
+        row = (await conn.execute(_insert_statement(tuple(sorted(values))), params)).one()
     except IntegrityError as exc:
         if _is_email_clash(exc):
             raise Conflict("A customer with this email already exists.", field="email") from exc
@@ -69,20 +117,21 @@ async def update_one(
     conn: AsyncConnection,
     customer_id: uuid.UUID,
     values: dict[str, Any],
+    actor: str,
     expected_version: int | None = None,
 ) -> CustomerRecord | None:
-    """Apply changes, bump the version; None when the id (or expected version) does not match."""
-    condition: ColumnElement[bool] = T.c.id == customer_id
-    if expected_version is not None:
-        condition = condition & (T.c.version == expected_version)
-    stmt = (
-        update(T)
-        .where(condition)
-        .values(**values, version=T.c.version + 1, updated_at=func.now())
-        .returning(*COLUMNS)
-    )
+    """Apply changes, bump the version, audit the names of the fields that changed; None
+    when the id (or expected version) does not match."""
+    stmt = _update_statement(tuple(sorted(values)), expected_version is not None)
+    params = {
+        **audit.value_params(values),
+        "customer_id": customer_id,
+        "expected_version": expected_version,
+        "subject": render_ulid(customer_id),
+        **audit.line_params(actor),
+    }
     try:
-        row = (await conn.execute(stmt)).first()
+        row = (await conn.execute(stmt, params)).first()
     except IntegrityError as exc:
         if _is_email_clash(exc):
             raise Conflict("A customer with this email already exists.", field="email") from exc

@@ -38,22 +38,25 @@ class CustomerService:
             raise Unauthenticated("Customer no longer exists.", invalid_token=True)
         return record
 
-    async def create(self, raw: Mapping[str, Any]) -> CustomerRecord:
-        """Validate and insert a new customer."""
+    async def create(self, raw: Mapping[str, Any], *, actor: str) -> CustomerRecord:
+        """Validate and insert a new customer (with its audit line)."""
         values = clean_changes(raw, self.settings, creating=True)
-        async with self.db.transaction() as conn:
-            return await repo.insert_one(conn, {"id": new_id(), **values})
+        # One statement (the row and its audit line): autocommit spares BEGIN and COMMIT.
+        async with self.db.autocommit() as conn:
+            return await repo.insert_one(conn, {"id": new_id(), **values}, actor)
 
     async def update(
         self,
         customer_id: uuid.UUID,
         raw: Mapping[str, Any],
         expected_version: int | None = None,
+        *,
+        actor: str,
     ) -> CustomerRecord:
         """Validate and apply changes; a stale expected version raises PreconditionFailed."""
         values = clean_changes(raw, self.settings)
         async with self.db.transaction() as conn:
-            record = await repo.update_one(conn, customer_id, values, expected_version)
+            record = await repo.update_one(conn, customer_id, values, actor, expected_version)
             if record is None:
                 if expected_version is not None and await repo.exists(conn, customer_id):
                     raise PreconditionFailed("The customer was changed by someone else.")
@@ -65,6 +68,11 @@ class CustomerService:
     ) -> None:
         """Delete the customer and every row of their data; leave an audit line."""
         async with self.db.transaction() as conn:
+            # The memberships the delete cascades to get their lines too (first: the cascade
+            # removes them; a refused delete rolls these lines back with it).
+            await audit.record_members_of_customer(
+                conn, customer_id, "loyalty_member.deleted", actor
+            )
             if not await repo.delete_one(conn, customer_id, expected_version):
                 if expected_version is not None and await repo.exists(conn, customer_id):
                     raise PreconditionFailed("The customer was changed by someone else.")

@@ -3,6 +3,7 @@
 from app.auth.models import ApiClient, EmailCode
 from app.customers.models import Customer
 from app.db.count_tables import CachedCount, TableGeneration
+from app.idempotency.models import IdempotencyKey
 from app.loyalty.models import LoyaltyMember
 from app.privacy.models import AuditEvent, DeletionToken
 
@@ -13,6 +14,7 @@ __all__ = [
     "Customer",
     "DeletionToken",
     "EmailCode",
+    "IdempotencyKey",
     "LoyaltyMember",
     "TableGeneration",
 ]

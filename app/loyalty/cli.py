@@ -70,7 +70,7 @@ async def import_csv(
     size = max(1, min(batch_size, service.settings.max_bulk_items))
 
     async def flush() -> None:
-        counts = await service.upsert(batch)
+        counts = await service.upsert(batch, actor="cli:loyalty-import")
         report.inserted += counts.inserted
         report.updated += counts.updated
         advance(len(batch))

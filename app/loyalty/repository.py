@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Select, delete, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    Table,
+    bindparam,
+    cast,
+    delete,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app import audit
 from app.db.base import table_of
 from app.db.patterns import LIKE_ESCAPE, contains
 from app.errors import Invalid
@@ -27,8 +41,15 @@ ORDERABLE = {name: T.c["loyalty_id" if name == "identifier" else name] for name 
 # sorted by key, so overlapping uploads lock their rows in the same order (no deadlock) and a
 # later upload waits for, then updates, what an earlier one inserted.
 # A single statement needs no explicit transaction: on an autocommit connection it is all or
-# nothing by itself (one round trip, where BEGIN … COMMIT took three).
-UPSERT = """
+# nothing by itself (one round trip, where BEGIN … COMMIT took three). The same statement
+# writes one audit line per member written: the names of the fields it set (insert) or
+# changed (update, against `before`, the rows as the statement's snapshot saw them).
+_CHANGED = ", ".join(
+    f"CASE WHEN (w.inserted AND w.{f} IS NOT NULL)"
+    f" OR (NOT w.inserted AND w.{f} IS DISTINCT FROM b.{f}) THEN '{f}' END"
+    for f in sorted(FIELDS)  # names in alphabetical order, as every audit line lists them
+)
+UPSERT = f"""
     WITH input AS (
         SELECT * FROM json_to_recordset($1::json) AS u(
             ord integer, loyalty_id varchar, cardno varchar, discount numeric,
@@ -38,22 +59,37 @@ UPSERT = """
         SELECT nextval((SELECT pg_get_serial_sequence('loyalty_members', 'id')::regclass)) AS id,
             input.*
         FROM input ORDER BY ord
+    ), before AS (
+        SELECT m.loyalty_id, m.cardno, m.discount, m.client_name, m.client_birthday, m.is_male
+        FROM loyalty_members m JOIN input USING (loyalty_id)
     ), written AS (
-    INSERT INTO loyalty_members
-        (id, loyalty_id, cardno, discount, client_name, client_birthday, is_male)
-    SELECT id, loyalty_id, cardno, discount, client_name, client_birthday, is_male
-    FROM numbered ORDER BY loyalty_id
-    ON CONFLICT (loyalty_id) DO UPDATE SET
-        cardno = excluded.cardno,
-        discount = excluded.discount,
-        client_name = excluded.client_name,
-        client_birthday = excluded.client_birthday,
-        is_male = excluded.is_male,
-        updated_at = now()
-    RETURNING (xmax = 0) AS inserted
+        INSERT INTO loyalty_members
+            (id, loyalty_id, cardno, discount, client_name, client_birthday, is_male)
+        SELECT id, loyalty_id, cardno, discount, client_name, client_birthday, is_male
+        FROM numbered ORDER BY loyalty_id
+        ON CONFLICT (loyalty_id) DO UPDATE SET
+            cardno = excluded.cardno,
+            discount = excluded.discount,
+            client_name = excluded.client_name,
+            client_birthday = excluded.client_birthday,
+            is_male = excluded.is_male,
+            updated_at = now()
+        RETURNING id, {", ".join(FIELDS)}, (xmax = 0) AS inserted
+    ), audit_line AS (
+        INSERT INTO audit_events (action, record_type, subject_id, actor, fields)
+        SELECT CASE WHEN w.inserted THEN 'loyalty_member.created'
+                ELSE 'loyalty_member.updated' END,
+            'loyalty_member', w.id::text, $2::varchar,
+            array_remove(ARRAY[{_CHANGED}]::varchar[], NULL)
+        FROM written w LEFT JOIN before b USING (loyalty_id)
     )
     SELECT count(*) FILTER (WHERE inserted) FROM written
 """
+
+
+def _subject(table: Table) -> ColumnElement[Any]:
+    """A member's audit subject: its internal id, which a rename of loyalty_id keeps."""
+    return cast(table.c.id, String)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,30 +136,49 @@ async def get(conn: AsyncConnection, loyalty_id: str) -> MemberRecord | None:
     return MemberRecord.from_row(row) if row else None
 
 
-async def upsert(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> int:
+async def upsert(conn: AsyncConnection, rows: Sequence[dict[str, Any]], actor: str) -> int:
     """Insert or replace rows with distinct loyalty_ids (and their input position `ord`) in
-    one statement (give it an autocommit connection); returns how many were inserted."""
+    one statement with their audit lines (give it an autocommit connection); returns how
+    many were inserted."""
     if not rows:
         return 0
     # One JSON text, not seven arrays: asyncpg encodes arrays (numerics, dates) element by
     # element while holding the event loop, ~0.3 s for 10,000 rows; a string is one copy.
     payload = orjson.dumps(rows, default=str).decode()  # Decimal → "1.5", dates ISO
-    result = await conn.exec_driver_sql(UPSERT, (payload,))
+    result = await conn.exec_driver_sql(UPSERT, (payload, actor[:100]))
     return int(result.scalar_one())
 
 
-async def update_one(
-    conn: AsyncConnection, loyalty_id: str, values: dict[str, Any]
-) -> MemberRecord | None:
-    """Change (and possibly rename) a member; None when it does not exist."""
-    stmt = (
-        update(T)
-        .where(T.c.loyalty_id == loyalty_id)
-        .values(**values, updated_at=func.now())
-        .returning(*COLUMNS)
+@lru_cache(maxsize=64)
+def _update_statement(names: tuple[str, ...]) -> Select[Any]:
+    """UPDATE of these columns of one member and its audit line, built once per shape."""
+    return audit.audited_update(
+        T,
+        T.c.loyalty_id == bindparam("key", type_=T.c.loyalty_id.type),
+        names,
+        {"updated_at": func.now()},
+        COLUMNS,
+        action="loyalty_member.updated",
+        subject=_subject,
     )
+
+
+_DELETE = audit.with_line(
+    delete(T).where(T.c.loyalty_id == bindparam("key", type_=T.c.loyalty_id.type)),
+    [T.c.id],
+    action="loyalty_member.deleted",
+    subject=_subject(T),
+)
+
+
+async def update_one(
+    conn: AsyncConnection, loyalty_id: str, values: dict[str, Any], actor: str
+) -> MemberRecord | None:
+    """Change (and possibly rename) a member, with its audit line; None when it does not
+    exist."""
+    params = {**audit.value_params(values), "key": loyalty_id, **audit.line_params(actor)}
     try:
-        row = (await conn.execute(stmt)).first()
+        row = (await conn.execute(_update_statement(tuple(sorted(values))), params)).first()
     except IntegrityError as exc:
         if "loyalty_id" in str(exc.orig):
             raise Invalid({"loyalty_id": [TAKEN_MSG]}) from exc
@@ -131,10 +186,16 @@ async def update_one(
     return MemberRecord.from_row(row) if row else None
 
 
-async def delete_one(conn: AsyncConnection, loyalty_id: str) -> bool:
-    """Delete a member; whether it existed."""
-    result = await conn.execute(delete(T).where(T.c.loyalty_id == loyalty_id).returning(T.c.id))
-    return result.first() is not None
+async def delete_one(conn: AsyncConnection, loyalty_id: str, actor: str) -> bool:
+    """Delete a member with its audit line; whether it existed."""
+    params = {"key": loyalty_id, **audit.line_params(actor)}
+    return (await conn.execute(_DELETE, params)).first() is not None
+
+
+async def for_customer(conn: AsyncConnection, customer_id: uuid.UUID) -> list[dict[str, Any]]:
+    """Every stored field of the memberships linked to a customer, oldest first."""
+    rows = await conn.execute(select(T).where(T.c.customer_id == customer_id).order_by(T.c.id))
+    return [dict(row._mapping) for row in rows]
 
 
 async def stream_all(conn: AsyncConnection, batch: int = 5000) -> AsyncIterator[MemberRecord]:

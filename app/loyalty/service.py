@@ -91,7 +91,7 @@ class LoyaltyService:
                 values.append(cleaned)
         return Validated(values, errors)
 
-    async def upload(self, raw_items: Sequence[object]) -> UpsertCounts:
+    async def upload(self, raw_items: Sequence[object], *, actor: str) -> UpsertCounts:
         """Validate and upsert a whole upload, all or nothing (BulkInvalid lists the errors)."""
         limit = self.settings.max_bulk_items
         if len(raw_items) > limit:
@@ -103,28 +103,31 @@ class LoyaltyService:
         if not checked.values:
             return UpsertCounts(0, 0)
         rows = await run_off_loop_if(large, dedupe, checked.values)
-        return await self._write(rows, len(checked.values))
+        return await self._write(rows, len(checked.values), actor)
 
-    async def upload_one(self, raw: object) -> tuple[UpsertCounts, str]:
+    async def upload_one(self, raw: object, *, actor: str) -> tuple[UpsertCounts, str]:
         """Validate and upsert one item (Invalid with its field errors); returns its key."""
         cleaned, problems = parse_item(raw)
         if problems:
             raise Invalid(problems)
-        return await self.upsert([cleaned]), cleaned["loyalty_id"]
+        return await self.upsert([cleaned], actor=actor), cleaned["loyalty_id"]
 
-    async def upsert(self, values: Sequence[dict[str, Any]]) -> UpsertCounts:
-        """Write cleaned items in one statement; a repeated key is one insert then updates."""
+    async def upsert(self, values: Sequence[dict[str, Any]], *, actor: str) -> UpsertCounts:
+        """Write cleaned items in one statement (with one audit line per member written); a
+        repeated key is one insert then updates."""
         if not values:
             return UpsertCounts(0, 0)
-        return await self._write(dedupe(values), len(values))
+        return await self._write(dedupe(values), len(values), actor)
 
-    async def _write(self, rows: Sequence[dict[str, Any]], given: int) -> UpsertCounts:
+    async def _write(self, rows: Sequence[dict[str, Any]], given: int, actor: str) -> UpsertCounts:
         """Upsert deduplicated rows; `given` items were uploaded (repeats count as updates)."""
         async with self.db.autocommit() as conn:
-            inserted = await repo.upsert(conn, rows)
+            inserted = await repo.upsert(conn, rows, actor)
         return UpsertCounts(inserted, given - inserted)
 
-    async def replace(self, loyalty_id: str, raw: object, *, partial: bool) -> MemberRecord:
+    async def replace(
+        self, loyalty_id: str, raw: object, *, partial: bool, actor: str
+    ) -> MemberRecord:
         """PUT (every field, may rename) or PATCH (only the fields given)."""
         cleaned, problems = parse_item(raw, partial=partial)
         if problems:
@@ -134,15 +137,15 @@ class LoyaltyService:
             if not cleaned:
                 record = await repo.get(conn, loyalty_id)
             else:
-                record = await repo.update_one(conn, loyalty_id, cleaned)
+                record = await repo.update_one(conn, loyalty_id, cleaned, actor)
         if record is None:
             raise NotFound(NOT_FOUND)
         return record
 
-    async def delete(self, loyalty_id: str) -> None:
-        """Remove a member, or NotFound."""
+    async def delete(self, loyalty_id: str, *, actor: str) -> None:
+        """Remove a member (with its audit line), or NotFound."""
         async with self.db.transaction() as conn:
-            if not await repo.delete_one(conn, loyalty_id):
+            if not await repo.delete_one(conn, loyalty_id, actor):
                 raise NotFound(NOT_FOUND)
 
     async def export(self) -> AsyncIterator[MemberRecord]:

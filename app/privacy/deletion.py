@@ -117,5 +117,9 @@ class DeletionService:
             if row is None:
                 raise NotFound("No Token matches the given query.")
             customer_id = row.customer_id
+            actor = "self:deletion-link"
+            await audit.record_members_of_customer(
+                conn, customer_id, "loyalty_member.deleted", actor
+            )
             await customers.delete_one(conn, customer_id)
-            await audit.record(conn, "customer.deleted", customer_id, "self:deletion-link")
+            await audit.record(conn, "customer.deleted", customer_id, actor)

@@ -3,8 +3,8 @@
 import datetime as dt
 import uuid
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, LargeBinary, String, func
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy import BigInteger, DateTime, ForeignKey, LargeBinary, String, func, text
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base
@@ -35,5 +35,10 @@ class AuditEvent(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     action: Mapped[str] = mapped_column(String(50))
-    subject_id: Mapped[str] = mapped_column(String(64))
+    # `customer` (subject_id: its ULID) or `loyalty_member` (subject_id: its internal id,
+    # which survives a rename of loyalty_id).
+    record_type: Mapped[str] = mapped_column(String(30))
+    subject_id: Mapped[str] = mapped_column(String(64), index=True)
     actor: Mapped[str] = mapped_column(String(100))
+    # The names of the fields written or changed: never their values.
+    fields: Mapped[list[str]] = mapped_column(ARRAY(String(64)), server_default=text("'{}'"))

@@ -14,13 +14,22 @@ from app.auth.tokens import (
     StaffCustomersWrite,
     staff_or_self,
 )
-from app.contracts.deps import CustomersDep, DeletionDep, services
-from app.contracts.http import INVALID_PAGE, JSON, clamp_page_size, page_number, wants_html
+from app.contracts.deps import CustomersDep, DeletionDep, ExportDep, services
+from app.contracts.http import (
+    INVALID_PAGE,
+    JSON,
+    attachment,
+    clamp_page_size,
+    page_number,
+    wants_html,
+)
 from app.contracts.routing import Problem, contract_route
 from app.customers.ids import customer_id_or_404, parse_ulid
 from app.customers.schemas import CustomerRecord
 from app.customers.validation import country_name
 from app.errors import Invalid, NotFound
+from app.idempotency.guard import IdempotencyKeyHeader
+from app.privacy.export import CustomerExport, filename
 
 
 def render(request: Request, problem: Problem) -> Response:
@@ -156,13 +165,27 @@ SelfOrStaffRead = Annotated[Principal, Depends(staff_or_self("customers:read"))]
     "/api/customers",
     status_code=201,
     response_model=CustomerEnvelope,
-    responses={**ERRORS, 409: {"model": MessageEnvelope, "description": "Email already used"}},
+    responses={
+        **ERRORS,
+        409: {
+            "model": MessageEnvelope,
+            "description": "Email already used, or a request with this Idempotency-Key is "
+            "still running",
+        },
+        422: {
+            "model": MessageEnvelope,
+            "description": "This Idempotency-Key was used with another request body",
+        },
+    },
     summary="Add a customer",
 )
 async def create_customer(
-    body: CustomerIn, customers: CustomersDep, _: StaffCustomersWrite
+    body: CustomerIn,
+    customers: CustomersDep,
+    principal: StaffCustomersWrite,
+    _key: IdempotencyKeyHeader = None,
 ) -> Response:
-    record = await customers.create(_changes(body))
+    record = await customers.create(_changes(body), actor=principal.actor)
     return ok(present(record), 201)
 
 
@@ -211,7 +234,7 @@ async def update_self(
     body: CustomerIn, customers: CustomersDep, principal: CustomerPrincipal
 ) -> Response:
     own = await customers.for_token(principal.sub)
-    return ok(present(await customers.update(own.id, _changes(body))))
+    return ok(present(await customers.update(own.id, _changes(body), actor=principal.actor)))
 
 
 @router.get(
@@ -232,6 +255,31 @@ async def get_customer(
     return ok(present(await customers.get(customer_id_or_404(customer_ulid))))
 
 
+@router.get(
+    "/api/customer/{customer_ulid}/export",
+    response_model=CustomerExport,
+    responses={
+        **ERRORS,
+        200: {
+            "description": "Everything held about the customer, as a JSON attachment "
+            "(`Content-Disposition: attachment`). Not enveloped: the file is the same "
+            "document `GET /api/v3/customer/export/` gives.",
+        },
+    },
+    summary="Export everything held about a customer (staff, or the customer themself)",
+)
+async def export_customer(
+    request: Request, customer_ulid: CustomerUlid, exports: ExportDep, principal: SelfOrStaffRead
+) -> Response:
+    if principal.is_customer:
+        own = await services(request).customers.for_token(principal.sub)
+        if own.ulid != customer_ulid.upper():
+            raise NotFound("Customer not found.")  # existence of others is not revealed
+    customer_id = customer_id_or_404(customer_ulid)
+    document = await exports.export(customer_id)
+    return attachment(document, filename(document["customer"]["id"]))
+
+
 @router.put(
     "/api/customer/{customer_ulid}",
     response_model=CustomerEnvelope,
@@ -239,9 +287,13 @@ async def get_customer(
     summary="Edit a customer (staff)",
 )
 async def update_customer(
-    customer_ulid: CustomerUlid, body: CustomerIn, customers: CustomersDep, _: StaffCustomersWrite
+    customer_ulid: CustomerUlid,
+    body: CustomerIn,
+    customers: CustomersDep,
+    principal: StaffCustomersWrite,
 ) -> Response:
-    record = await customers.update(customer_id_or_404(customer_ulid), _changes(body))
+    uid = customer_id_or_404(customer_ulid)
+    record = await customers.update(uid, _changes(body), actor=principal.actor)
     return ok(present(record))
 
 
@@ -254,7 +306,7 @@ async def update_customer(
 async def delete_customer(
     customer_ulid: CustomerUlid, customers: CustomersDep, principal: StaffCustomersWrite
 ) -> Response:
-    await customers.delete(customer_id_or_404(customer_ulid), actor=f"staff:{principal.sub}")
+    await customers.delete(customer_id_or_404(customer_ulid), actor=principal.actor)
     return JSON({"statusCode": 204})
 
 

@@ -230,3 +230,10 @@ WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": LoyaltyDetail, "description": "Body over the size limit"},
     415: {"model": LoyaltyDetail, "description": "Body in an unsupported media type"},
 }
+IDEMPOTENCY_ERRORS: dict[int | str, dict[str, Any]] = {
+    409: {
+        "model": LoyaltyDetail,
+        "description": "A request with this Idempotency-Key is still running",
+    },
+    422: {"model": LoyaltyDetail, "description": "This Idempotency-Key was used with another body"},
+}

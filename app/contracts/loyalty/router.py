@@ -30,6 +30,7 @@ from app.contracts.loyalty.openapi import (
     BAD_REQUEST,
     BODY_DOC,
     ERRORS,
+    IDEMPOTENCY_ERRORS,
     ITEM_BODY_DOC,
     PATCH_BODY_DOC,
     WRITE_ERRORS,
@@ -39,6 +40,7 @@ from app.contracts.loyalty.openapi import (
     UpsertResult,
 )
 from app.errors import NotFound
+from app.idempotency.guard import IdempotencyKeyHeader
 from app.loyalty.repository import ListQuery
 from app.loyalty.schemas import (
     IS_MALE_PATTERN,
@@ -139,12 +141,17 @@ async def list_members(
     return respond(request, data)
 
 
-async def create_members(request: Request, service: ServiceDep, _: StaffLoyaltyWrite) -> Response:
+async def create_members(
+    request: Request,
+    service: ServiceDep,
+    principal: StaffLoyaltyWrite,
+    _key: IdempotencyKeyHeader = None,
+) -> Response:
     data, _override = await read_payload(request)
     if isinstance(data, list):
-        counts = await service.upload(data)
+        counts = await service.upload(data, actor=principal.actor)
         return respond(request, {"updated": counts.updated, "inserted": counts.inserted}, 201)
-    one, key = await service.upload_one(data)
+    one, key = await service.upload_one(data, actor=principal.actor)
     body = {"updated": one.updated, "inserted": one.inserted}
     return respond(request, body, 201, {"Location": item_url(request, key)})
 
@@ -167,40 +174,44 @@ async def get_member(
 
 
 async def put_member(
-    request: Request, loyalty_id: str, service: ServiceDep, _: StaffLoyaltyWrite
+    request: Request, loyalty_id: str, service: ServiceDep, principal: StaffLoyaltyWrite
 ) -> Response:
     data, _override = await read_payload(request)
-    record = await service.replace(member_key(loyalty_id), data, partial=False)
+    record = await service.replace(
+        member_key(loyalty_id), data, partial=False, actor=principal.actor
+    )
     return respond(request, present(request, record))
 
 
 async def patch_member(
-    request: Request, loyalty_id: str, service: ServiceDep, _: StaffLoyaltyWrite
+    request: Request, loyalty_id: str, service: ServiceDep, principal: StaffLoyaltyWrite
 ) -> Response:
     data, _override = await read_payload(request)
-    record = await service.replace(member_key(loyalty_id), data, partial=True)
+    record = await service.replace(
+        member_key(loyalty_id), data, partial=True, actor=principal.actor
+    )
     return respond(request, present(request, record))
 
 
 async def delete_member(
-    request: Request, loyalty_id: str, service: ServiceDep, _: StaffLoyaltyWrite
+    request: Request, loyalty_id: str, service: ServiceDep, principal: StaffLoyaltyWrite
 ) -> Response:
-    await service.delete(member_key(loyalty_id))
+    await service.delete(member_key(loyalty_id), actor=principal.actor)
     return respond(request, None, 204)
 
 
 async def form_to_member(
-    request: Request, loyalty_id: str, service: ServiceDep, _: StaffLoyaltyWrite
+    request: Request, loyalty_id: str, service: ServiceDep, principal: StaffLoyaltyWrite
 ) -> Response:
     """The browsable page's forms: POST with `_method` PUT, PATCH or DELETE (as in DRF)."""
     data, method = await read_payload(request)
     request.state.form_method = method
     key = member_key(loyalty_id)
     if method in ("PUT", "PATCH"):
-        record = await service.replace(key, data, partial=method == "PATCH")
+        record = await service.replace(key, data, partial=method == "PATCH", actor=principal.actor)
         return respond(request, present(request, record))
     if method == "DELETE":
-        await service.delete(key)
+        await service.delete(key, actor=principal.actor)
         if response_format(request) == "api":
             return RedirectResponse(f"{list_url(request)}?format=api", status_code=303)
         return respond(request, None, 204)
@@ -273,7 +284,7 @@ _add(
     ["POST"],
     status_code=201,
     summary="Add or replace one member, or a list of up to 10,000 (all or nothing)",
-    responses={201: {"model": UpsertResult}, **WRITE_ERRORS},
+    responses={201: {"model": UpsertResult}, **WRITE_ERRORS, **IDEMPOTENCY_ERRORS},
     openapi_extra=BODY_DOC,
 )
 _add(

@@ -37,6 +37,7 @@ from app.contracts.v1.translate import ADDRESS, FIELDS, NAME_FIELDS, NAME_MAX
 from app.customers import search
 from app.customers.ids import customer_id_or_404
 from app.errors import Invalid, Message, PreconditionFailed, code_of
+from app.idempotency.guard import IdempotencyKeyHeader
 
 PREFIX = "/api/v1/customers"
 
@@ -185,18 +186,19 @@ async def list_customers(request: Request, _: StaffCustomersRead) -> Response:
     PREFIX,
     status_code=201,
     response_model=V1CustomerEnvelope,
-    responses=envelope_errors(400, 409, 413),
+    responses=envelope_errors(400, 409, 413, 422),
     summary="Create a customer",
 )
 async def create_customer(
     request: Request,
     body: V1CustomerIn,
     customers: CustomersDep,
-    _: StaffCustomersWrite,
+    principal: StaffCustomersWrite,
+    _key: IdempotencyKeyHeader = None,
 ) -> Response:
     changes = {k: v for k, v in translate.replacement(body).items() if v is not None}
     translate.check_names(changes, customers, creating=True)
-    record = await customers.create(changes)
+    record = await customers.create(changes, actor=principal.actor)
     response = translate.resource(record, 201, envelope=True)
     response.headers["Content-Location"] = (
         f"{request.scope.get('root_path', '')}{PREFIX}/{record.ulid}"
@@ -232,6 +234,7 @@ async def _update(
     changes: dict[str, Any],
     if_match: str | None,
     customers: CustomersDep,
+    actor: str,
 ) -> Response:
     uid = customer_id_or_404(customer_id)
     translate.check_names(changes, customers)
@@ -241,7 +244,7 @@ async def _update(
         if expected is not None and record.version != expected:
             raise PreconditionFailed()
         return translate.resource(record)
-    return translate.resource(await customers.update(uid, changes, expected))
+    return translate.resource(await customers.update(uid, changes, expected, actor=actor))
 
 
 @router.put(
@@ -254,10 +257,11 @@ async def replace_customer(
     customer_id: CustomerUlid,
     body: V1CustomerIn,
     customers: CustomersDep,
-    _: StaffCustomersWrite,
+    principal: StaffCustomersWrite,
     if_match: IfMatch = None,
 ) -> Response:
-    return await _update(customer_id, translate.replacement(body), if_match, customers)
+    changes = translate.replacement(body)
+    return await _update(customer_id, changes, if_match, customers, principal.actor)
 
 
 @router.patch(
@@ -280,10 +284,11 @@ async def patch_customer(
     customer_id: CustomerUlid,
     body: V1CustomerIn,
     customers: CustomersDep,
-    _: StaffCustomersWrite,
+    principal: StaffCustomersWrite,
     if_match: IfMatch = None,
 ) -> Response:
-    return await _update(customer_id, translate.merge_patch(body), if_match, customers)
+    changes = translate.merge_patch(body)
+    return await _update(customer_id, changes, if_match, customers, principal.actor)
 
 
 @router.delete(
@@ -301,5 +306,5 @@ async def delete_customer(
 ) -> Response:
     uid = customer_id_or_404(customer_id)
     expected = await translate.expected_version(if_match, uid, customers)
-    await customers.delete(uid, actor=f"staff:{principal.sub}", expected_version=expected)
+    await customers.delete(uid, actor=principal.actor, expected_version=expected)
     return Response(status_code=204)

@@ -174,9 +174,11 @@ def envelope_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
         400: "Invalid input: `error` lists every problem",
         403: "Not a staff token with the needed scope",
         404: "No such customer",
-        409: "The email address is already used by another customer",
+        409: "The email address is already used by another customer (POST: or a request "
+        "with this Idempotency-Key is still running)",
         412: "`If-Match` does not match the current ETag; nothing was changed",
         413: "Body over the size limit",
+        422: "This Idempotency-Key was used with another request body",
         500: "Unexpected error",
     }
     out: dict[int | str, dict[str, Any]] = {

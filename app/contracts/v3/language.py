@@ -182,7 +182,9 @@ async def set_language(request: Request, customer: Caller, customers: CustomersD
         code = customers.check({"language": value})["language"]
     else:
         try:
-            code = (await customers.update(customer.id, {"language": value})).language
+            actor = f"customer:{customer.ulid}"
+            record = await customers.update(customer.id, {"language": value}, actor=actor)
+            code = record.language
         except NotFound:
             raise Unauthenticated(NOT_AUTHENTICATED, invalid_token=True) from None
     return JSON({"language": code})

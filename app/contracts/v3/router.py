@@ -9,13 +9,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.auth.tokens import CustomerPrincipal, Principal
 from app.config import Settings
-from app.contracts.deps import CustomersDep, SettingsDep, services
-from app.contracts.http import JSON
+from app.contracts.deps import CustomersDep, ExportDep, SettingsDep, services
+from app.contracts.http import JSON, attachment
 from app.contracts.routing import NON_FIELD, Problem, contract_route
 from app.contracts.v3 import form
 from app.customers.schemas import CustomerRecord
 from app.customers.service import CustomerService
 from app.errors import Conflict, Invalid, NotFound, Unauthenticated
+from app.privacy.export import CustomerExport, filename
 
 NOT_AUTHENTICATED = "Customer not authenticated"
 BAD_JSON = "JSON parse error: the request body is not valid JSON."
@@ -260,7 +261,8 @@ async def post_form(
     if not sub.changes:
         return _form_response(customer, settings)
     try:
-        record = await customers.update(customer.id, sub.changes)
+        actor = f"customer:{customer.ulid}"
+        record = await customers.update(customer.id, sub.changes, actor=actor)
     except Invalid as exc:
         return _form_response(customer, settings, sub.echoed, form.errors_by_v3_name(exc.errors))
     except Conflict as exc:
@@ -271,3 +273,24 @@ async def post_form(
     except NotFound:
         raise Unauthenticated(NOT_AUTHENTICATED, invalid_token=True) from None
     return _form_response(record, settings)
+
+
+@router.get(
+    "/api/v3/customer/export/",
+    response_model=CustomerExport,
+    responses={
+        **ERRORS,
+        200: {
+            "description": "Everything held about you, as a JSON attachment "
+            "(`Content-Disposition: attachment`): every stored field, linked loyalty "
+            "memberships, the audit trail of your records, and `exported_at`.",
+        },
+    },
+    summary="Download everything held about the signed-in customer (right of access)",
+)
+async def export_me(customer: CurrentCustomer, exports: ExportDep) -> Response:
+    try:
+        document = await exports.export(customer.id)
+    except NotFound:  # deleted since the token was checked
+        raise Unauthenticated(NOT_AUTHENTICATED, invalid_token=True) from None
+    return attachment(document, filename(customer.ulid))

@@ -1,0 +1,221 @@
+"""Idempotency-Key on the creating POSTs of every contract: replay, refusals, concurrency."""
+
+import asyncio
+from typing import Any
+
+import httpx
+
+from tests.conftest import JAMBO_CUSTOMER, STAFF, auth, make_token
+
+JAMBO = "/api/customers"
+V1 = "/api/v1/customers"
+LOYALTY = "/api/v1/loyalty/"
+REPLAYED = "idempotent-replayed"
+MEMBER = {
+    "loyalty_id": "K-1",
+    "cardno": "123",
+    "client_name": "Kamau",
+    "client_birthday": "1980-02-03",
+    "discount": "5",
+}
+IN_FLIGHT = "A request with this Idempotency-Key is still being processed."
+OTHER_BODY = "This Idempotency-Key was already used with another request body."
+
+
+def keyed(key: str, headers: dict[str, str] = STAFF) -> dict[str, str]:
+    return {**headers, "Idempotency-Key": key}
+
+
+async def count(db: Any, table: str) -> int:
+    return int(await db.fetchval(f"SELECT count(*) FROM {table}"))
+
+
+async def test_jambo_replay_other_body_and_no_second_record(
+    client: httpx.AsyncClient, db: Any
+) -> None:
+    first = await client.post(JAMBO, json=JAMBO_CUSTOMER, headers=keyed("k-1"))
+    assert first.status_code == 201 and REPLAYED not in first.headers
+    again = await client.post(JAMBO, json=JAMBO_CUSTOMER, headers=keyed("k-1"))
+    assert again.status_code == 201
+    assert again.content == first.content
+    assert again.headers[REPLAYED] == "true"
+    assert again.headers["content-type"] == "application/json"
+    assert await count(db, "customers") == 1
+    # The draft's sf-string form ("…") names the same key.
+    quoted = await client.post(JAMBO, json=JAMBO_CUSTOMER, headers=keyed('"k-1"'))
+    assert quoted.headers[REPLAYED] == "true" and quoted.content == first.content
+
+    other = {**JAMBO_CUSTOMER, "email": "else@example.org"}
+    refused = await client.post(JAMBO, json=other, headers=keyed("k-1"))
+    assert refused.status_code == 422
+    assert refused.json() == {"statusCode": 422, "body": OTHER_BODY}
+    assert await count(db, "customers") == 1
+
+
+async def test_v1_replay_keeps_content_location(client: httpx.AsyncClient, db: Any) -> None:
+    body = {"firstName": "Amina", "lastName": "Okafor"}
+    first = await client.post(V1, json=body, headers=keyed("v1-key"))
+    assert first.status_code == 201
+    again = await client.post(V1, json=body, headers=keyed("v1-key"))
+    assert (again.status_code, again.content) == (201, first.content)
+    assert again.headers["content-location"] == first.headers["content-location"]
+    assert again.headers[REPLAYED] == "true"
+    assert await count(db, "customers") == 1
+    refused = await client.post(V1, json={**body, "lastName": "Obi"}, headers=keyed("v1-key"))
+    assert refused.status_code == 422
+    assert refused.json() == {
+        "success": False,
+        "status": 422,
+        "data": {"error": OTHER_BODY, "request": V1, "method": "POST"},
+    }
+
+
+async def test_loyalty_single_and_bulk_replay(client: httpx.AsyncClient, db: Any) -> None:
+    first = await client.post(LOYALTY, json=MEMBER, headers=keyed("one"))
+    assert first.status_code == 201 and first.json() == {"updated": 0, "inserted": 1}
+    again = await client.post(LOYALTY, json=MEMBER, headers=keyed("one"))
+    assert (again.status_code, again.content) == (201, first.content)  # not {"updated": 1}
+    assert again.headers["location"] == first.headers["location"]
+    assert again.headers[REPLAYED] == "true"
+    assert again.headers["allow"] == first.headers["allow"]
+
+    bulk = [{**MEMBER, "loyalty_id": "K-2"}, {**MEMBER, "loyalty_id": "K-3"}]
+    done = await client.post(LOYALTY, json=bulk, headers=keyed("many"))
+    assert done.json() == {"updated": 0, "inserted": 2}
+    replay = await client.post(LOYALTY, json=bulk, headers=keyed("many"))
+    assert replay.json() == {"updated": 0, "inserted": 2} and replay.headers[REPLAYED] == "true"
+    assert await count(db, "loyalty_members") == 3
+    assert await count(db, "audit_events") == 3  # the work ran once per key
+
+    refused = await client.post(LOYALTY, json=bulk[:1], headers=keyed("many"))
+    assert refused.status_code == 422 and refused.json() == {"detail": OTHER_BODY}
+
+
+async def test_keys_are_scoped_to_the_caller(client: httpx.AsyncClient) -> None:
+    assert (await client.post(LOYALTY, json=MEMBER, headers=keyed("shared"))).status_code == 201
+    other_staff = auth(make_token("staff-2"))
+    theirs = await client.post(LOYALTY, json=MEMBER, headers=keyed("shared", other_staff))
+    assert theirs.status_code == 201 and REPLAYED not in theirs.headers
+    assert theirs.json() == {"updated": 1, "inserted": 0}  # their request ran
+
+
+async def test_only_success_is_kept_a_refusal_releases_the_key(
+    client: httpx.AsyncClient, db: Any
+) -> None:
+    bad = await client.post(JAMBO, json={**JAMBO_CUSTOMER, "dob": "soon"}, headers=keyed("fix"))
+    assert bad.status_code == 400
+    assert await count(db, "idempotency_keys") == 0
+    # The corrected body may reuse the key: it runs, and is then kept.
+    fixed = await client.post(JAMBO, json=JAMBO_CUSTOMER, headers=keyed("fix"))
+    assert fixed.status_code == 201 and REPLAYED not in fixed.headers
+    assert await count(db, "idempotency_keys") == 1
+    # No valid token: the route answers 401 and nothing is stored.
+    anonymous = await client.post(JAMBO, json=JAMBO_CUSTOMER, headers={"Idempotency-Key": "x"})
+    assert anonymous.status_code == 401
+    no_scope = auth(make_token(scope="customers:read"))
+    denied = await client.post(JAMBO, json=JAMBO_CUSTOMER, headers=keyed("x", no_scope))
+    assert denied.status_code == 403
+    assert await count(db, "idempotency_keys") == 1
+
+
+async def test_malformed_keys_are_400_in_the_contracts_format(client: httpx.AsyncClient) -> None:
+    for key in ("", "x" * 256, "a\tb"):
+        headers = {**STAFF, "Idempotency-Key": key}
+        jambo = await client.post(JAMBO, json=JAMBO_CUSTOMER, headers=headers)
+        assert jambo.status_code == 400
+        assert jambo.json() == {
+            "statusCode": 400,
+            "body": {"Idempotency-Key": ["must be 1 to 255 printable ASCII characters"]},
+        }
+        loyalty = await client.post(LOYALTY, json=MEMBER, headers=headers)
+        assert loyalty.status_code == 400
+    v1 = await client.post(V1, json={"firstName": "A", "lastName": "B"}, headers=keyed(""))
+    assert v1.json()["data"]["error"] == [
+        "'Idempotency-Key' must be 1 to 255 printable ASCII characters"
+    ]
+
+
+async def test_in_flight_is_409_then_the_answer_is_replayed(
+    client: httpx.AsyncClient, db: Any
+) -> None:
+    # Hold the first request inside its INSERT: a lock on the table it writes.
+    blocker = db.transaction()
+    await blocker.start()
+    await db.execute("LOCK TABLE customers IN SHARE MODE")
+    first = asyncio.create_task(client.post(JAMBO, json=JAMBO_CUSTOMER, headers=keyed("slow")))
+    try:
+        for _ in range(200):
+            if await db.fetchval("SELECT count(*) FROM idempotency_keys WHERE key = 'slow'"):
+                break
+            await asyncio.sleep(0.02)
+        second = await client.post(JAMBO, json=JAMBO_CUSTOMER, headers=keyed("slow"))
+        assert second.status_code == 409
+        assert second.json() == {"statusCode": 409, "body": IN_FLIGHT}
+        other = await client.post(LOYALTY, json=MEMBER, headers=keyed("other"))
+        assert other.status_code == 201  # other keys are not held up
+    finally:
+        await blocker.rollback()
+    done = await first
+    assert done.status_code == 201
+    third = await client.post(JAMBO, json=JAMBO_CUSTOMER, headers=keyed("slow"))
+    assert (third.status_code, third.content) == (201, done.content)
+    assert third.headers[REPLAYED] == "true"
+
+
+async def test_eight_concurrent_retries_create_one_record(
+    client: httpx.AsyncClient, db: Any
+) -> None:
+    answers = await asyncio.gather(
+        *(client.post(JAMBO, json=JAMBO_CUSTOMER, headers=keyed("burst")) for _ in range(8))
+    )
+    assert await count(db, "customers") == 1
+    statuses = sorted((a.status_code, a.headers.get(REPLAYED, "")) for a in answers)
+    originals = [s for s in statuses if s == (201, "")]
+    assert len(originals) == 1, statuses
+    assert all(s in ((201, ""), (201, "true"), (409, "")) for s in statuses), statuses
+    body = next(a.content for a in answers if a.status_code == 201)
+    assert all(a.content == body for a in answers if a.status_code == 201)
+
+
+async def test_a_lapsed_claim_or_an_expired_answer_lets_the_work_run_again(
+    client: httpx.AsyncClient, db: Any
+) -> None:
+    first = await client.post(LOYALTY, json=MEMBER, headers=keyed("old"))
+    assert first.json() == {"updated": 0, "inserted": 1}
+    # A worker that died mid-request: its claim (no answer) lapses.
+    await db.execute(
+        "UPDATE idempotency_keys SET status = NULL, body = NULL, headers = NULL,"
+        " expires_at = now() - interval '1 second'"
+    )
+    retried = await client.post(LOYALTY, json=MEMBER, headers=keyed("old"))
+    assert retried.json() == {"updated": 1, "inserted": 0} and REPLAYED not in retried.headers
+    expires = await db.fetchval("SELECT expires_at - created_at FROM idempotency_keys")
+    assert expires.total_seconds() == 24 * 3600
+    # Past the retention the key is free again, and expired keys of others are purged.
+    await db.execute(
+        "INSERT INTO idempotency_keys (caller, key, fingerprint, expires_at)"
+        " VALUES ('staff:gone', 'k', '\\x00', now() - interval '1 hour')"
+    )
+    await db.execute("UPDATE idempotency_keys SET expires_at = now() - interval '1 second'")
+    later = await client.post(LOYALTY, json=MEMBER, headers=keyed("old"))
+    assert REPLAYED not in later.headers
+    assert await db.fetchval("SELECT array_agg(caller) FROM idempotency_keys") == ["staff:staff-1"]
+
+
+async def test_eight_concurrent_retries_over_http_create_one_record(
+    live_server: str, db: Any
+) -> None:
+    """The same against the running service: eight connections at once, one v1 customer."""
+    await db.execute("TRUNCATE idempotency_keys, audit_events, customers CASCADE")
+    body = {"firstName": "Wairimu", "lastName": "Njoroge", "email": "w.njoroge@example.org"}
+    try:
+        async with httpx.AsyncClient(base_url=live_server, timeout=20) as http:
+            answers = await asyncio.gather(
+                *(http.post(V1, json=body, headers=keyed("http-burst")) for _ in range(8))
+            )
+        assert await count(db, "customers") == 1
+        kinds = sorted((a.status_code, a.headers.get(REPLAYED, "")) for a in answers)
+        assert kinds.count((201, "")) == 1, kinds
+        assert set(kinds) <= {(201, ""), (201, "true"), (409, "")}, kinds
+    finally:
+        await db.execute("TRUNCATE idempotency_keys, audit_events, customers CASCADE")
