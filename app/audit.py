@@ -6,12 +6,15 @@ data-modifying CTE and the line is inserted from what it returned, so they commi
 and the hot write path pays no extra round trip.
 """
 
+import datetime as dt
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
+    DateTime,
     Delete,
     Insert,
     Select,
@@ -28,13 +31,31 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql import array
+from sqlalchemy.dialects.postgresql import ARRAY, array
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql.selectable import CTE
 
-from app.customers.ids import render_ulid
-from app.db.base import table_of
-from app.privacy.models import AuditEvent
+from app.db.base import Base, table_of
+from app.ids import render_ulid
+
+
+class AuditEvent(Base):
+    """What happened, to which record id, by whom: never personal data."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    action: Mapped[str] = mapped_column(String(50))
+    # `customer` (subject_id: its ULID) or `loyalty_member` (subject_id: its internal id,
+    # which survives a rename of loyalty_id).
+    record_type: Mapped[str] = mapped_column(String(30))
+    subject_id: Mapped[str] = mapped_column(String(64), index=True)
+    actor: Mapped[str] = mapped_column(String(100))
+    # The names of the fields written or changed: never their values.
+    fields: Mapped[list[str]] = mapped_column(ARRAY(String(64)), server_default=text("'{}'"))
+
 
 A = table_of(AuditEvent)
 LINE_COLUMNS = ["action", "record_type", "subject_id", "actor", "fields"]

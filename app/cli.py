@@ -9,10 +9,10 @@ import typer
 from rich.console import Console
 
 from app.config import Settings, get_settings
+from app.db.embedded import db_app
 from app.db.engine import resolve_database_url
-from app.embedded import db_app
 from app.loyalty.cli import loyalty_app
-from app.serving import origins_for, port_problem
+from app.server import origins_for, port_problem
 
 if TYPE_CHECKING:
     from app.auth.service import AuthService
@@ -51,7 +51,7 @@ def migrate() -> None:
 def refuse_weak_secret(settings: Settings) -> None:
     """Exit (code 2) before serving a real database with a guessable JWT_SECRET; in the
     embedded set-up make sure the kept secret exists before any worker starts."""
-    from app.signing import database_configured, hmac_secret, secret_problem
+    from app.auth.signing import database_configured, hmac_secret, secret_problem
 
     if not database_configured(settings):
         if settings.jwt_uses_hmac:

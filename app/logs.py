@@ -38,3 +38,22 @@ def setup_logging(level: str) -> None:
         logging.getLogger(name).propagate = True
     # Our own access line replaces uvicorn's (it knows the route template and principal).
     logging.getLogger("uvicorn.access").disabled = True
+
+
+class RateLimitedLog:
+    """One warning per event kind every few seconds, with how many were folded into it."""
+
+    def __init__(self, logger: logging.Logger, every: float = 5.0) -> None:
+        self.logger = logger
+        self.every = every
+        self.last: dict[str, float] = {}
+        self.folded: dict[str, int] = {}
+
+    def warn(self, event: str, message: str) -> None:
+        now = time.monotonic()
+        if now - self.last.get(event, -self.every) < self.every:
+            self.folded[event] = self.folded.get(event, 0) + 1
+            return
+        self.last[event] = now
+        extra = {"event": event, "folded_since_last": self.folded.pop(event, 0)}
+        self.logger.warning(message, extra=extra)

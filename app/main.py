@@ -17,26 +17,26 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app.config import Settings, get_settings
 from app.contracts import oauth as auth
 from app.contracts import ops as health
+from app.contracts.guards import (
+    AdmissionMiddleware,
+    AllowedHostsMiddleware,
+    HtmlSecurityHeadersMiddleware,
+)
 from app.contracts.http import JSON
 from app.contracts.jambo import router as customers
 from app.contracts.loyalty import http as loyalty_http
 from app.contracts.loyalty import router as loyalty
+from app.contracts.openapi import finish as finish_document
+from app.contracts.redoc import add_redoc
 from app.contracts.routing import Renderer, render_problem, renderer_for_path
 from app.contracts.v1 import router as customers_v1
 from app.contracts.v3 import language
 from app.contracts.v3 import router as me
 from app.db.migrations import head_revision
 from app.db.replica import PrimaryReadsMiddleware
-from app.hardening import (
-    AdmissionMiddleware,
-    AllowedHostsMiddleware,
-    HtmlSecurityHeadersMiddleware,
-)
 from app.logs import setup_logging
 from app.metrics import watch_pools
 from app.middleware import ForwardedHeadersMiddleware, RequestContextMiddleware, RootPathMiddleware
-from app.openapi_doc import finish as finish_document
-from app.redoc import add_redoc
 from app.services import open_services
 
 DESCRIPTION = """One store of customers and loyalty-programme members behind four contracts:
@@ -119,7 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
-        redoc_url=None,  # app.redoc's page instead: nothing fetched from outside
+        redoc_url=None,  # app.contracts.redoc's page instead: nothing fetched from outside
     )
     add_redoc(app)
     app.state.settings = settings

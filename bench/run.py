@@ -31,8 +31,8 @@ import psutil
 from app.auth.tokens import STAFF_SCOPES, mint_token
 from app.cli import migrate_to_head
 from app.config import Settings
-from app.customers.ids import render_ulid
 from app.db.engine import embedded_database_url
+from app.ids import render_ulid
 from app.seed import seed_database
 
 ROOT = Path(__file__).resolve().parents[1]

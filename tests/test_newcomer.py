@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.embedded import project_root
+from app.db.embedded import project_root
 from tests.conftest import JWT_SECRET, customer_auth, free_port, make_token
 
 ROOT = Path(__file__).resolve().parent.parent

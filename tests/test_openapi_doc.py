@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.openapi_doc import OPERATION_IDS, operations_without_example
+from app.contracts.openapi import OPERATION_IDS, operations_without_example
 from tests.conftest import STAFF
 
 

@@ -18,10 +18,10 @@ from app.auth.server_keys import CLIENT_SECRETS, EMAIL_CODES, ServerKeys
 from app.auth.tokens import STAFF_SCOPES, mint_token
 from app.config import Settings
 from app.customers import repository as customers
-from app.customers.ids import render_ulid
 from app.db.base import table_of
 from app.db.database import Database
 from app.errors import Unavailable
+from app.ids import render_ulid
 from app.mail import Mailer
 
 log = logging.getLogger("jambo.auth")

@@ -13,9 +13,9 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPBearer
 from jose import jwt
 
+from app.auth.signing import hmac_secret
 from app.config import Settings
 from app.errors import Forbidden, Unauthenticated
-from app.signing import hmac_secret
 
 STAFF_SCOPES = ("customers:read", "customers:write", "loyalty:read", "loyalty:write")
 

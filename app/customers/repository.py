@@ -20,13 +20,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import audit
-from app.customers.ids import render_ulid
 from app.customers.models import Customer
 from app.customers.schemas import CustomerRecord
 from app.db.base import table_of
 from app.db.count_cache import cached_count
 from app.db.database import Database
 from app.errors import Conflict
+from app.ids import render_ulid
 
 T = table_of(Customer)
 COLUMNS = [T.c[name] for name in CustomerRecord.__slots__]

@@ -5,7 +5,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from app.customers.ids import render_ulid
+from app.ids import render_ulid
 
 # Store field names a contract may write, in display order.
 WRITABLE_FIELDS = (

@@ -8,12 +8,12 @@ from app import audit
 from app.config import Settings
 from app.customers import repository as repo
 from app.customers import search
-from app.customers.ids import new_id, parse_ulid
 from app.customers.rules import clean_changes
 from app.customers.schemas import CustomerRecord
 from app.customers.search import CustomerFilter, Page, SortKey
 from app.db.database import Database
 from app.errors import NotFound, PreconditionFailed, Unauthenticated
+from app.ids import new_id, parse_ulid
 
 
 class CustomerService:

@@ -19,7 +19,7 @@ def embedded_database_url(
 
     The server outlives this process unless `stop_at_exit` is set and this process started it.
     """
-    from app.embedded import data_path, quiet_runtime_dir
+    from app.db.embedded import data_path, quiet_runtime_dir
 
     with quiet_runtime_dir():
         import pgserver  # imported lazily: only needed without DATABASE_URL

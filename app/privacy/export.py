@@ -12,9 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app import audit
 from app.customers import repository as customers
-from app.customers.ids import render_ulid
 from app.db.database import Database
 from app.errors import NotFound
+from app.ids import render_ulid
 from app.loyalty import repository as loyalty
 
 _CUSTOMER = "01HWJ8WH9X8WBK65EMGY9YKPBS"

@@ -24,11 +24,11 @@ from app.contracts.http import (
     wants_html,
 )
 from app.contracts.routing import Problem, contract_route
-from app.customers.ids import customer_id_or_404, parse_ulid
 from app.customers.schemas import CustomerRecord
 from app.customers.validation import country_name
 from app.errors import Invalid, NotFound
 from app.idempotency.guard import IdempotencyKeyHeader
+from app.ids import customer_id_or_404, parse_ulid
 from app.privacy.export import CustomerExport, filename
 
 

@@ -137,7 +137,7 @@ def _schema_ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-# Named bodies (added to the document's components by app.openapi_doc): generators build one
+# Named bodies (added to the document's components by app.contracts.openapi): generators build one
 # class per name, and a list body needs its own name to be sent as a list.
 LOYALTY_COMPONENTS: dict[str, Any] = {
     "LoyaltyMemberWrite": {**ITEM_SCHEMA, "title": "LoyaltyMemberWrite"},

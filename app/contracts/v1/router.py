@@ -35,9 +35,9 @@ from app.contracts.v1.schemas import (
 )
 from app.contracts.v1.translate import ADDRESS, FIELDS, NAME_FIELDS, NAME_MAX
 from app.customers import search
-from app.customers.ids import customer_id_or_404
 from app.errors import Invalid, Message, PreconditionFailed, code_of
 from app.idempotency.guard import IdempotencyKeyHeader
+from app.ids import customer_id_or_404
 
 PREFIX = "/api/v1/customers"
 

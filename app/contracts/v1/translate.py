@@ -9,10 +9,10 @@ from typing import Any
 from app.contracts.deps import CustomersDep
 from app.contracts.http import JSON
 from app.contracts.v1.schemas import V1AddressIn, V1CustomerIn
-from app.customers.ids import parse_ulid
 from app.customers.schemas import CustomerRecord
 from app.customers.service import CustomerService
 from app.errors import Invalid, Message
+from app.ids import parse_ulid
 
 # v1 name → store field. Messages from the core name store fields; they are shown in v1 names.
 FIELDS = {

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from app.config import get_settings
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 console = Console(stderr=True)
 db_app = typer.Typer(help="The embedded PostgreSQL (used when DATABASE_URL is unset).")
 

@@ -4,7 +4,6 @@ once instead of queueing), and security headers on every HTML page."""
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 
 from starlette.requests import Request
@@ -13,30 +12,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.contracts.http import JSON
 from app.contracts.routing import Problem, Renderer
+from app.logs import RateLimitedLog
 
 log = logging.getLogger("jambo.hardening")
 
 # Probes call these by IP and must answer even when the service sheds load.
 PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
-
-
-class RateLimitedLog:
-    """One warning per event kind every few seconds, with how many were folded into it."""
-
-    def __init__(self, logger: logging.Logger, every: float = 5.0) -> None:
-        self.logger = logger
-        self.every = every
-        self.last: dict[str, float] = {}
-        self.folded: dict[str, int] = {}
-
-    def warn(self, event: str, message: str) -> None:
-        now = time.monotonic()
-        if now - self.last.get(event, -self.every) < self.every:
-            self.folded[event] = self.folded.get(event, 0) + 1
-            return
-        self.last[event] = now
-        extra = {"event": event, "folded_since_last": self.folded.pop(event, 0)}
-        self.logger.warning(message, extra=extra)
 
 
 warn = RateLimitedLog(log)
