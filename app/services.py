@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from starlette.requests import Request
+
 from app.auth.revocation import ClientStates
 from app.auth.service import AuthService
 from app.auth.tokens import TokenVerifier
@@ -62,3 +64,10 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         )
     finally:
         await db.close()
+
+
+def services_of(request: Request) -> Services:
+    """The process's services, built once in the lifespan (the one way a request reaches
+    them; no FastAPI dependency, so as cheap as an attribute read)."""
+    built: Services = request.app.state.services
+    return built

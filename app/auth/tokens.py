@@ -1,21 +1,19 @@
-"""Bearer JWTs: verification, the Principal, and role/scope dependencies."""
+"""Bearer JWTs: the Principal, verification of a token's signature and claims, minting."""
 
 from __future__ import annotations
 
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, Request
-from fastapi.security import HTTPBearer
 from jose import jwt
 
 from app.auth.signing import hmac_secret
 from app.config import Settings
-from app.errors import Forbidden, Unauthenticated
+from app.errors import Unauthenticated
 
 STAFF_SCOPES = ("customers:read", "customers:write", "loyalty:read", "loyalty:write")
 
@@ -146,111 +144,3 @@ def mint_token(
     if not key:
         raise RuntimeError("JWT_PRIVATE_KEY is needed to sign tokens with a public-key algorithm")
     return str(jwt.encode(claims, key, algorithm=settings.jwt_algorithms[0]))
-
-
-def _verifier(request: Request) -> TokenVerifier:
-    verifier: TokenVerifier = request.app.state.services.verifier
-    return verifier
-
-
-def _authenticate(request: Request) -> Principal | None:
-    """The caller's Principal, None without an Authorization header; bad tokens are refused."""
-    header = request.headers.get("authorization")
-    if not header:
-        return None
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated("Invalid token.", invalid_token=True)
-    principal = _verifier(request).verify(token.strip())
-    request.state.principal_sub = principal.sub  # for the access log line
-    return principal
-
-
-def peek_principal(request: Request) -> Principal | None:
-    """The caller's Principal when the request carries a valid token, else None (the route's
-    own policy answers the 401 later)."""
-    try:
-        return _authenticate(request)
-    except Unauthenticated:
-        return None
-
-
-Policy = Callable[[Principal | None], Principal | None]
-
-
-class Bearer(HTTPBearer):
-    """The bearer scheme as the OpenAPI declares it (Swagger UI's "Authorize"), with our own
-    parsing and one access policy.
-
-    Being the security scheme itself, each policy is a single dependency with nothing under
-    it: on the hottest routes FastAPI's cost per dependency is a visible share of a request.
-    """
-
-    def __init__(self, policy: Policy) -> None:
-        super().__init__(
-            auto_error=False,
-            bearerFormat="JWT",
-            scheme_name="HTTPBearer",
-            description="A JWT from POST /api/auth/token",
-        )
-        self.policy = policy
-
-    async def __call__(self, request: Request) -> Principal | None:  # type: ignore[override]
-        principal = _authenticate(request)
-        if principal is not None and principal.is_staff:
-            # A revoked client's tokens stop here (its state is cached a few seconds per sub).
-            await request.app.state.services.client_states.refuse_revoked(principal.sub)
-        return self.policy(principal)
-
-
-def _anyone(principal: Principal | None) -> Principal | None:
-    return principal
-
-
-def _signed_in(principal: Principal | None) -> Principal:
-    if principal is None:
-        raise Unauthenticated("Authentication credentials were not provided.")
-    return principal
-
-
-def staff_with(scope: str) -> Bearer:
-    """Admit staff tokens carrying `scope`."""
-
-    def policy(principal: Principal | None) -> Principal:
-        principal = _signed_in(principal)
-        if not principal.is_staff or scope not in principal.scopes:
-            raise Forbidden("You do not have permission to perform this action.")
-        return principal
-
-    return Bearer(policy)
-
-
-def staff_or_self(scope: str) -> Bearer:
-    """Admit staff with `scope`, and customers (the route checks they act on themselves)."""
-
-    def policy(principal: Principal | None) -> Principal:
-        principal = _signed_in(principal)
-        if principal.is_staff and scope not in principal.scopes:
-            raise Forbidden("You do not have permission to perform this action.")
-        return principal
-
-    return Bearer(policy)
-
-
-def _customer(principal: Principal | None) -> Principal:
-    principal = _signed_in(principal)
-    if not principal.is_customer:
-        raise Forbidden("You do not have permission to perform this action.")
-    return principal
-
-
-optional_principal = Bearer(_anyone)  # the caller's Principal, or None when anonymous
-customer_only = Bearer(_customer)  # customer tokens only: staff on a self-service route is 403
-
-
-OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]
-CustomerPrincipal = Annotated[Principal, Depends(customer_only)]
-StaffCustomersRead = Annotated[Principal, Depends(staff_with("customers:read"))]
-StaffCustomersWrite = Annotated[Principal, Depends(staff_with("customers:write"))]
-StaffLoyaltyRead = Annotated[Principal, Depends(staff_with("loyalty:read"))]
-StaffLoyaltyWrite = Annotated[Principal, Depends(staff_with("loyalty:write"))]

@@ -14,13 +14,9 @@ from app.config import Settings
 from app.customers.service import CustomerService
 from app.privacy.deletion import DeletionService
 from app.privacy.export import ExportService
-from app.services import Services
+from app.services import services_of
 
-
-def services(request: Request) -> Services:
-    """The process's services, built once in the lifespan."""
-    built: Services = request.app.state.services
-    return built
+services = services_of  # the accessor every route uses, directly or through the aliases
 
 
 async def _settings(request: Request) -> Settings:

@@ -21,7 +21,7 @@ from typing import Annotated
 from fastapi import Header, Request, Response
 from fastapi.routing import APIRoute
 
-from app.auth.tokens import peek_principal
+from app.auth.dependencies import peek_principal
 from app.errors import Conflict, Invalid, Unavailable, Unprocessable
 from app.idempotency.store import Claim, KeyStore
 

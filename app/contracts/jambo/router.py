@@ -7,13 +7,13 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
-from app.auth.tokens import (
+from app.auth.dependencies import (
     CustomerPrincipal,
-    Principal,
     StaffCustomersRead,
     StaffCustomersWrite,
     staff_or_self,
 )
+from app.auth.tokens import Principal
 from app.contracts.deps import CustomersDep, DeletionDep, ExportDep, services
 from app.contracts.http import (
     INVALID_PAGE,

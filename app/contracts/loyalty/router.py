@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.auth.tokens import StaffLoyaltyRead, StaffLoyaltyWrite
+from app.auth.dependencies import StaffLoyaltyRead, StaffLoyaltyWrite
 from app.contracts.deps import services
 from app.contracts.http import INVALID_PAGE, clamp_page_size, page_number
 from app.contracts.loyalty.http import (

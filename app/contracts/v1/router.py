@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Request
 from fastapi.responses import Response
 
-from app.auth.tokens import StaffCustomersRead, StaffCustomersWrite
+from app.auth.dependencies import StaffCustomersRead, StaffCustomersWrite
 from app.contracts.deps import CustomersDep, services
 from app.contracts.http import JSON, parse_int
 from app.contracts.routing import NON_FIELD, Problem, contract_route

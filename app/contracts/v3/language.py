@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.auth.tokens import OptionalPrincipal
+from app.auth.dependencies import OptionalPrincipal
 from app.contracts.deps import CustomersDep, SettingsDep
 from app.contracts.http import JSON
 from app.contracts.routing import Problem, contract_route

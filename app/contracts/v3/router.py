@@ -7,7 +7,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.auth.tokens import CustomerPrincipal, Principal
+from app.auth.dependencies import CustomerPrincipal
+from app.auth.tokens import Principal
 from app.config import Settings
 from app.contracts.deps import CustomersDep, ExportDep, SettingsDep, services
 from app.contracts.http import JSON, attachment
