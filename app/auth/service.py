@@ -20,7 +20,7 @@ from app.config import Settings
 from app.customers import repository as customers
 from app.db.base import table_of
 from app.db.database import Database
-from app.errors import Unavailable
+from app.errors import DomainError, Unavailable
 from app.ids import render_ulid
 from app.mail import Mailer
 
@@ -35,13 +35,12 @@ _LEGACY_CHECKS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pbkdf2")
 MAIL_RETRY_PAUSE_SECONDS = 0.5
 
 
-class GrantError(Exception):
-    """An RFC 6749 error: `error` is its code, `status` the HTTP status."""
+class GrantError(DomainError):
+    """An RFC 6749 §5.2 error: `error` is its code (the contract picks the HTTP status)."""
 
-    def __init__(self, error: str, status: int = 400, description: str | None = None) -> None:
+    def __init__(self, error: str, description: str | None = None) -> None:
         super().__init__(error)
         self.error = error
-        self.status = status
         self.description = description
 
 
@@ -155,7 +154,7 @@ class AuthService:
     ) -> dict[str, object]:
         """A staff token for a registered, unrevoked client (scopes narrowed on request)."""
         if not _storable(client_id, 64):
-            raise GrantError("invalid_client", 401)
+            raise GrantError("invalid_client")
         key = await self.keys.get(CLIENT_SECRETS)
         async with self.db.autocommit() as conn:
             row = (
@@ -166,7 +165,7 @@ class AuthService:
         stored = row.secret_hash if row is not None else keyed_hash(key, "no such client")
         matches = await check_secret(key, secret, stored)
         if row is None or row.revoked or not matches:
-            raise GrantError("invalid_client", 401)
+            raise GrantError("invalid_client")
         if not row.secret_hash.startswith(_KEYED):  # an old PBKDF2 hash: now the keyed one
             async with self.db.autocommit() as conn:
                 await conn.execute(

@@ -110,8 +110,11 @@ def _oauth_error(err: GrantError) -> Response:
     body: dict[str, Any] = {"error": err.error}
     if err.description:
         body["error_description"] = err.description
-    headers = {"WWW-Authenticate": 'Basic realm="jambo"'} if err.status == 401 else None
-    return JSON(body, status_code=err.status, headers=headers)
+    # RFC 6749 §5.2: a client that failed to authenticate is 401 (with a challenge); every
+    # other grant error is 400.
+    if err.error == "invalid_client":
+        return JSON(body, status_code=401, headers={"WWW-Authenticate": 'Basic realm="jambo"'})
+    return JSON(body, status_code=400)
 
 
 @router.post(
@@ -125,7 +128,7 @@ def _oauth_error(err: GrantError) -> Response:
 )
 async def token(request: Request) -> Response:
     if "application/x-www-form-urlencoded" not in request.headers.get("content-type", ""):
-        return _oauth_error(GrantError("invalid_request", 400, "Use form encoding."))
+        return _oauth_error(GrantError("invalid_request", "Use form encoding."))
     form = await request.form()
     fields = {k: v for k, v in form.items() if isinstance(v, str)}
     service = _service(request)
@@ -137,11 +140,11 @@ async def token(request: Request) -> Response:
                 fields.get("client_secret", ""),
             )
             if not all(creds):
-                raise GrantError("invalid_client", 401)
+                raise GrantError("invalid_client")
             result = await service.client_credentials(creds[0], creds[1], fields.get("scope"))
         elif grant == EMAIL_CODE_GRANT:
             if not fields.get("email") or not fields.get("code"):
-                raise GrantError("invalid_request", 400, "email and code are required.")
+                raise GrantError("invalid_request", "email and code are required.")
             result = await service.redeem_email_code(fields["email"], fields["code"])
         else:
             raise GrantError("unsupported_grant_type")
