@@ -4,6 +4,8 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from app import audit
 from app.config import Settings
 from app.customers import repository as repo
@@ -14,6 +16,20 @@ from app.customers.search import CustomerFilter, Page, SortKey
 from app.db.database import Database
 from app.errors import NotFound, PreconditionFailed, Unauthenticated
 from app.ids import new_id, parse_ulid
+
+
+async def erase(
+    conn: AsyncConnection, customer_id: uuid.UUID, actor: str, expected_version: int | None = None
+) -> bool:
+    """Delete a customer and, by cascade, every row of their data, with the audit lines, in
+    the caller's transaction; False when there was no such customer (at that version)."""
+    # The memberships the delete cascades to get their lines too (first: the cascade removes
+    # them; a refused delete rolls these lines back with the caller's transaction).
+    await audit.record_members_of_customer(conn, customer_id, "loyalty_member.deleted", actor)
+    if not await repo.delete_one(conn, customer_id, expected_version):
+        return False
+    await audit.record(conn, "customer.deleted", customer_id, actor)
+    return True
 
 
 class CustomerService:
@@ -68,16 +84,10 @@ class CustomerService:
     ) -> None:
         """Delete the customer and every row of their data; leave an audit line."""
         async with self.db.transaction() as conn:
-            # The memberships the delete cascades to get their lines too (first: the cascade
-            # removes them; a refused delete rolls these lines back with it).
-            await audit.record_members_of_customer(
-                conn, customer_id, "loyalty_member.deleted", actor
-            )
-            if not await repo.delete_one(conn, customer_id, expected_version):
+            if not await erase(conn, customer_id, actor, expected_version):
                 if expected_version is not None and await repo.exists(conn, customer_id):
                     raise PreconditionFailed("The customer was changed by someone else.")
                 raise NotFound("Customer not found.")
-            await audit.record(conn, "customer.deleted", customer_id, actor)
 
     def check(self, raw: Mapping[str, Any], *, creating: bool = False) -> dict[str, Any]:
         """Validate changes without saving them: the clean values, or Invalid with every

@@ -9,9 +9,9 @@ import uuid
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app import audit
 from app.config import Settings
 from app.customers import repository as customers
+from app.customers.service import erase
 from app.db.base import table_of
 from app.db.database import Database
 from app.errors import Invalid, NotFound
@@ -116,10 +116,4 @@ class DeletionService:
             ).first()
             if row is None:
                 raise NotFound("No Token matches the given query.")
-            customer_id = row.customer_id
-            actor = "self:deletion-link"
-            await audit.record_members_of_customer(
-                conn, customer_id, "loyalty_member.deleted", actor
-            )
-            await customers.delete_one(conn, customer_id)
-            await audit.record(conn, "customer.deleted", customer_id, actor)
+            await erase(conn, row.customer_id, "self:deletion-link")
