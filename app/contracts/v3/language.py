@@ -12,7 +12,7 @@ from app.auth.dependencies import OptionalPrincipal
 from app.contracts.deps import CustomersDep, SettingsDep
 from app.contracts.http import JSON
 from app.contracts.routing import Problem, contract_route
-from app.contracts.v3.router import NOT_AUTHENTICATED, customer_of, messages, read_object
+from app.contracts.v3.http import NOT_AUTHENTICATED, customer_of, messages, read_object
 from app.customers.schemas import CustomerRecord
 from app.errors import Forbidden, Invalid, NotFound, Unauthenticated
 
