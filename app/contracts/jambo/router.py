@@ -5,7 +5,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from app.auth.dependencies import (
     CustomerPrincipal,
@@ -23,10 +22,20 @@ from app.contracts.http import (
     page_number,
     wants_html,
 )
+from app.contracts.jambo.schemas import (
+    ERRORS,
+    CustomerEnvelope,
+    CustomerIn,
+    CustomerList,
+    DeletionRequest,
+    JamboDetail,
+    MessageEnvelope,
+    changes_of,
+    ok,
+    present,
+)
 from app.contracts.routing import Problem, contract_route
-from app.customers.schemas import CustomerRecord
-from app.customers.validation import country_name
-from app.errors import Invalid, NotFound
+from app.errors import NotFound
 from app.idempotency.guard import IdempotencyKeyHeader
 from app.ids import customer_id_or_404, parse_ulid
 from app.privacy.export import CustomerExport, filename
@@ -43,116 +52,6 @@ def render(request: Request, problem: Problem) -> Response:
 router = APIRouter(tags=["Jambo customers"], route_class=contract_route(render))
 
 PAGE_SIZE, MAX_PAGE_SIZE = 20, 100
-
-
-class CustomerIn(BaseModel):
-    """The six documented fields (all required) and an optional middle name."""
-
-    model_config = ConfigDict(
-        extra="ignore",
-        json_schema_extra={
-            "example": {
-                "first_name": "Cynthia",
-                "last_name": "Norris",
-                "middle_name": "Alexander",
-                "email": "aaron97@example.org",
-                "nationality": "Lesotho",
-                "dob": "1912-09-06",
-                "phone_number": "+254712345678",
-            }
-        },
-    )
-
-    first_name: StrictStr
-    last_name: StrictStr
-    middle_name: StrictStr | None = None
-    email: StrictStr
-    nationality: StrictStr
-    dob: StrictStr
-    phone_number: StrictStr
-
-
-class CustomerOut(BaseModel):
-    """A customer as this contract shows it."""
-
-    ulid: str = Field(examples=["01HWJ8WH9X8WBK65EMGY9YKPBS"])
-    first_name: str
-    last_name: str
-    middle_name: str | None
-    nationality: str | None = Field(examples=["Lesotho"])
-    dob: str | None = Field(examples=["1912-09-06"])
-    email: str | None
-    phone_number: str | None = Field(examples=["+254712345678"])
-
-
-class CustomerEnvelope(BaseModel):
-    statusCode: int = Field(examples=[200])
-    body: CustomerOut
-
-
-class CustomerListResults(BaseModel):
-    statusCode: int = Field(examples=[200])
-    body: list[CustomerOut]
-
-
-class CustomerList(BaseModel):
-    count: int
-    next: str | None
-    previous: str | None
-    results: CustomerListResults
-
-
-class MessageEnvelope(BaseModel):
-    statusCode: int
-    body: Any = None
-
-
-class DeletionRequest(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"example": {"origin": "http://localhost:8000"}})
-    origin: StrictStr
-
-
-class JamboDetail(BaseModel):
-    detail: str
-
-
-ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": MessageEnvelope, "description": "Invalid input: `{field: [messages]}`"},
-    401: {"model": MessageEnvelope, "description": "Missing or invalid bearer token"},
-    403: {"model": MessageEnvelope, "description": "Not allowed for this token"},
-    404: {"model": MessageEnvelope, "description": "No such customer"},
-    413: {"model": MessageEnvelope, "description": "Body over the size limit"},
-}
-
-
-def present(c: CustomerRecord) -> dict[str, Any]:
-    """The Jambo representation of a customer."""
-    return {
-        "ulid": c.ulid,
-        "first_name": c.first_name,
-        "last_name": c.last_name,
-        "middle_name": c.middle_name,
-        "nationality": country_name(c.nationality),
-        "dob": c.dob.isoformat() if c.dob else None,
-        "email": c.email,
-        "phone_number": c.phone_number,
-    }
-
-
-def ok(payload: Any, status: int = 200) -> JSON:
-    return JSON({"statusCode": status, "body": payload}, status_code=status)
-
-
-# Required by this contract (SPEC): present and not blank (DRF's CharField refuses "").
-REQUIRED = ("first_name", "last_name", "email", "nationality", "dob", "phone_number")
-
-
-def _changes(body: CustomerIn) -> dict[str, Any]:
-    changes = body.model_dump(exclude_unset=False)
-    blank = {f: ["This field may not be blank."] for f in REQUIRED if not changes[f].strip()}
-    if blank:
-        raise Invalid(blank)
-    return changes
 
 
 CustomerUlid = Annotated[
@@ -185,7 +84,7 @@ async def create_customer(
     principal: StaffCustomersWrite,
     _key: IdempotencyKeyHeader = None,
 ) -> Response:
-    record = await customers.create(_changes(body), actor=principal.actor)
+    record = await customers.create(changes_of(body), actor=principal.actor)
     return ok(present(record), 201)
 
 
@@ -234,7 +133,7 @@ async def update_self(
     body: CustomerIn, customers: CustomersDep, principal: CustomerPrincipal
 ) -> Response:
     own = await customers.for_token(principal.sub)
-    return ok(present(await customers.update(own.id, _changes(body), actor=principal.actor)))
+    return ok(present(await customers.update(own.id, changes_of(body), actor=principal.actor)))
 
 
 @router.get(
@@ -293,7 +192,7 @@ async def update_customer(
     principal: StaffCustomersWrite,
 ) -> Response:
     uid = customer_id_or_404(customer_ulid)
-    record = await customers.update(uid, _changes(body), actor=principal.actor)
+    record = await customers.update(uid, changes_of(body), actor=principal.actor)
     return ok(present(record))
 
 
