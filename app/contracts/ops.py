@@ -35,8 +35,7 @@ async def readyz(request: Request) -> Response:
     try:
         # Probes give up after a few seconds: answer within 2 s whatever the database does.
         async with asyncio.timeout(READY_WITHIN):
-            row = await services(request).db.fetchrow("SELECT version_num FROM alembic_version")
-        current = row[0] if row else None
+            current = await services(request).db.schema_revision()
     except Exception:  # noqa: BLE001 - any failure means "not ready"
         return JSON(
             {"status": "unavailable", "database": "unreachable"},

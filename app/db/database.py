@@ -219,6 +219,14 @@ class Database:
         finally:
             self._turns.release()
 
+    async def schema_revision(self) -> str | None:
+        """The migration the primary's schema is at (None before the first one)."""
+        async with self.connect() as conn:
+            revision: str | None = await conn.fetchval(
+                "SELECT max(version_num) FROM alembic_version"
+            )
+            return revision
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """One transaction: committed when the block ends, rolled back on any error."""
