@@ -168,27 +168,31 @@ class GuardMixin:
             self._tick = None
 
 
-class GuardedH11(GuardMixin, H11Protocol):
-    """uvicorn's h11 protocol with the guards."""
+class _Guarded(GuardMixin):
+    """The guards hooked into a uvicorn protocol (put before it: `super()` is the protocol)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._guard_init()
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
         self._guard_connection_made()
 
     def data_received(self, data: bytes) -> None:
-        self._guard_data(data, super().data_received)
+        self._guard_data(data, super().data_received)  # type: ignore[misc]
 
     def on_response_complete(self) -> None:
         self._begin_waiting()
-        super().on_response_complete()
+        super().on_response_complete()  # type: ignore[misc]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._guard_lost()
-        super().connection_lost(exc)
+        super().connection_lost(exc)  # type: ignore[misc]
+
+
+class GuardedH11(_Guarded, H11Protocol):
+    """uvicorn's h11 protocol with the guards."""
 
 
 try:
@@ -197,27 +201,8 @@ except ImportError:  # pragma: no cover - httptools is optional; h11 then
     HTTP_PROTOCOL = "app.server:GuardedH11"
 else:
 
-    class GuardedHttpTools(GuardMixin, HttpToolsProtocol):
+    class GuardedHttpTools(_Guarded, HttpToolsProtocol):
         """uvicorn's httptools protocol with the guards (httptools has no header cap)."""
-
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self._guard_init()
-
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self._guard_connection_made()
-
-        def data_received(self, data: bytes) -> None:
-            self._guard_data(data, super().data_received)
-
-        def on_response_complete(self) -> None:
-            self._begin_waiting()
-            super().on_response_complete()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._guard_lost()
-            super().connection_lost(exc)
 
     HTTP_PROTOCOL = "app.server:GuardedHttpTools"
 

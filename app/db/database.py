@@ -165,20 +165,7 @@ class Database:
             row = await self._from_replica(sql, args, many=False)
             if row is not _NOT_SERVED:
                 return row  # type: ignore[no-any-return]
-        pool = self._pool or await self._raw_pool()
-        await self._take_turn()  # (no shared generator here: it cost ~5 % on this path)
-        try:
-            with _outage_is_unavailable():
-                conn = await pool.acquire()
-                try:
-                    return await conn.fetchrow(sql, *args)
-                except BaseException as exc:
-                    _drop_if_stuck(conn, exc)
-                    raise
-                finally:
-                    await pool.release(conn)
-        finally:
-            self._turns.release()
+        return await self._on_primary(sql, args, many=False)  # type: ignore[no-any-return]
 
     async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         """Every row from a single raw statement on the read pool."""
@@ -186,13 +173,17 @@ class Database:
             rows = await self._from_replica(sql, args, many=True)
             if rows is not _NOT_SERVED:
                 return rows  # type: ignore[no-any-return]
+        return await self._on_primary(sql, args, many=True)  # type: ignore[no-any-return]
+
+    async def _on_primary(self, sql: str, args: tuple[Any, ...], many: bool) -> Any:
+        """One statement on the primary's read pool, in arrival order, bounded waits."""
         pool = self._pool or await self._raw_pool()
-        await self._take_turn()
+        await self._take_turn()  # (not via connect(): its generator costs ~5 % on this path)
         try:
             with _outage_is_unavailable():
                 conn = await pool.acquire()
                 try:
-                    return await conn.fetch(sql, *args)
+                    return await (conn.fetch(sql, *args) if many else conn.fetchrow(sql, *args))
                 except BaseException as exc:
                     _drop_if_stuck(conn, exc)
                     raise
