@@ -214,6 +214,9 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "h11_max_incomplete_event_size": settings.max_header_bytes,
         "timeout_keep_alive": settings.keep_alive_timeout_seconds,
         "backlog": 2048,
+        # With several workers the supervisor restarts one that misses a 5 s ping; a worker
+        # still importing on a busy machine (or without bytecode) was killed in a loop.
+        "timeout_worker_healthcheck": 30,
     }
 
 
