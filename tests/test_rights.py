@@ -4,6 +4,7 @@ from typing import Any
 
 import httpx
 
+from app.ids import parse_ulid
 from tests.conftest import (
     JAMBO_CUSTOMER,
     STAFF,
@@ -38,8 +39,9 @@ async def linked_customer(client: httpx.AsyncClient, db: Any) -> dict[str, Any]:
     }
     assert (await client.post(LOYALTY, json=member, headers=STAFF)).status_code == 201
     await db.execute(
-        "UPDATE loyalty_members SET customer_id = (SELECT id FROM customers) WHERE loyalty_id = $1",
+        "UPDATE loyalty_members SET customer_id = $2 WHERE loyalty_id = $1",
         "CARD-7",
+        parse_ulid(customer["ulid"]),
     )
     return customer
 

@@ -17,9 +17,11 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 # SQLSTATE classes and codes that say the server cannot serve us now (not that we erred):
 # 08 connection exception, 53 insufficient resources, 57P operator intervention (shutdown,
 # cannot connect now), 57014 query canceled (statement_timeout), 55P03 lock not available
-# (lock_timeout, e.g. while a migration holds a table), 40001/40P01 once their retry failed.
+# (lock_timeout, e.g. while a migration holds a table), 40001/40P01 once their retry failed;
+# 42P01/42703/42883 (undefined table, column, function): the schema is not the one this build
+# runs on (a downgrade under the live service; at start-up `jambo serve` refuses outright).
 _OUTAGE_PREFIXES = ("08", "53", "57P")
-_OUTAGE_CODES = frozenset({"57014", "55P03", "40001", "40P01"})
+_OUTAGE_CODES = frozenset({"57014", "55P03", "40001", "40P01", "42P01", "42703", "42883"})
 RETRYABLE_CODES = frozenset({"40001", "40P01"})
 
 # asyncpg's client-side messages for a connection that broke under it.
