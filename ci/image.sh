@@ -98,7 +98,7 @@ log "migrated to $revision"
 ready=$(curl -fsS "http://127.0.0.1:$port/readyz")
 token=$(docker exec "$name" jambo token --staff)
 code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" \
-    "http://127.0.0.1:$port/api/v1/customers?limit=1")
+    "http://127.0.0.1:$port/api/v1/customers?pageSize=1")
 log "readyz: $ready; GET /api/v1/customers: $code"
 [ "$code" = 200 ]
 log "ok: image $TAG, $((size / 1000000)) MB"
