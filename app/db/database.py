@@ -59,7 +59,10 @@ def _drop_if_stuck(conn: asyncpg.Connection, exc: BaseException) -> None:
     once. Released as it is, asyncpg would first wait for the server to acknowledge the
     cancel request, which a frozen server never does: the wait would outlast every bound."""
     if isinstance(exc, (asyncio.CancelledError, TimeoutError)) or connection_lost(exc):
-        conn.terminate()
+        # The pool may already have taken back a connection its server dropped: then there
+        # is nothing left to close, and the original failure is the one to report.
+        with suppress(asyncpg.InterfaceError):
+            conn.terminate()
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
