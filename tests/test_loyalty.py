@@ -13,15 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import app as jambo_cli
+from app.contracts.loyalty.query import parse_is_male, parse_ordering, parse_search
 from app.errors import Invalid
-from app.loyalty.schemas import (
-    FieldError,
-    parse_boolean,
-    parse_date,
-    parse_is_male,
-    parse_ordering,
-    parse_search,
-)
+from app.loyalty.schemas import FieldError, parse_boolean, parse_date
 from tests.conftest import STAFF, auth, create_customer, customer_auth, make_token
 
 URL = "/api/v1/loyalty/"

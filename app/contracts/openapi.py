@@ -10,8 +10,9 @@ from copy import deepcopy
 from typing import Any
 
 from app.contracts.loyalty.openapi import LOYALTY_COMPONENTS
+from app.contracts.loyalty.options import metadata
 from app.contracts.v1.schemas import CUSTOMER_EXAMPLE
-from app.loyalty.schemas import DATE_PATTERN, metadata
+from app.loyalty.schemas import DATE_PATTERN
 
 # Chosen, stable operation ids: generated clients name their functions after them, so they
 # must not change when a route's Python function or path spelling does.

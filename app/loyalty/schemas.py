@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from app.errors import FieldError, Invalid
+from app.errors import FieldError
 
 # Input field names in the order DRF reports their errors (the serializer's field order).
 FIELDS = ("loyalty_id", "cardno", "discount", "client_name", "client_birthday", "is_male")
@@ -215,45 +215,7 @@ def render_birthday(value: dt.date | None) -> str | None:
     return f"{value.isoformat()}T00:00:00" if value else None
 
 
-# List query parameters.
-
-ORDERING_MSG = (
-    'Unknown ordering field "{}": use cardno, client_name, client_birthday or identifier, '
-    'with "-" for descending.'
-)
-
-
-def parse_search(value: str | None) -> str | None:
-    """The `search` term (None when empty)."""
-    if value and "\x00" in value:
-        raise Invalid({"search": [NUL_MSG]})
-    return value or None
-
-
-# The `is_male` filter's choices (any case, spaces around ignored); unknown: no filter.
-IS_MALE_CHOICES = {"true": True, "1": True, "false": False, "0": False, "unknown": None, "": None}
-
-
-def parse_is_male(value: str | None) -> bool | None:
-    """The `is_male` filter: True, False, or None for no filter."""
-    text = (value or "").strip().lower()
-    if text in IS_MALE_CHOICES:
-        return IS_MALE_CHOICES[text]
-    raise Invalid(
-        {"is_male": [f"Select a valid choice. {value} is not one of the available choices."]}
-    )
-
-
-def parse_ordering(value: str | None) -> tuple[str, ...]:
-    """`ordering` as field names, `-` kept for descending; unknown names are an error."""
-    names = tuple(part.strip() for part in (value or "").split(",") if part.strip())
-    for name in names:
-        if name.removeprefix("-") not in ORDERING_FIELDS:
-            raise Invalid({"ordering": [ORDERING_MSG.format(name)]})
-    return names
-
-
-# What the parsers above accept, as JSON Schema patterns for the OpenAPI document (ECMA 262
+# What the value parsers accept, as JSON Schema patterns for the OpenAPI document (ECMA 262
 # has no inline case flag, so any-case words are spelled `[Tt][Rr][Uu][Ee]`).
 
 
@@ -269,41 +231,3 @@ def words_pattern(words: Iterable[str]) -> str:
 
 BOOLEAN_PATTERN = words_pattern(_TRUE | _FALSE | _NULL)
 DATE_PATTERN = rf"^\s*(?:{_ISO.pattern}|{_US.pattern})\s*$"
-IS_MALE_PATTERN = words_pattern(IS_MALE_CHOICES)
-_ORDERING_ITEM = rf"\s*(?:-?(?:{'|'.join(ORDERING_FIELDS)}))?\s*"
-ORDERING_PATTERN = rf"^{_ORDERING_ITEM}(?:,{_ORDERING_ITEM})*$"
-SEARCH_PATTERN = r"^[^\u0000]*$"
-
-
-# The OPTIONS document.
-
-
-def _field(kind: str, required: bool, label: str | None = None, **extra: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": kind, "required": required, "read_only": False}
-    if label:
-        out["label"] = label
-    return {**out, **extra}
-
-
-_ACTION_FIELDS: dict[str, dict[str, Any]] = {
-    "url": {"type": "field", "required": False, "read_only": True},
-    "loyalty_id": _field("string", True, max_length=50),
-    "cardno": _field("string", False, "cardno", max_length=20),
-    "discount": _field("decimal", False, "discount"),
-    "client_name": _field("string", True, "client name", max_length=200),
-    "client_birthday": _field("date", True),
-    "is_male": _field("boolean", False, "is male"),
-}
-
-
-def metadata(name: str, action: str | None) -> dict[str, Any]:
-    """The OPTIONS document of the seed (DRF's SimpleMetadata); no `actions` without one."""
-    document: dict[str, Any] = {
-        "name": name,
-        "description": "Loyalty",
-        "renders": ["application/json", "text/html"],
-        "parses": list(PARSES),
-    }
-    if action:
-        document["actions"] = {action: _ACTION_FIELDS}
-    return document

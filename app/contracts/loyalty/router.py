@@ -39,18 +39,18 @@ from app.contracts.loyalty.openapi import (
     Metadata,
     UpsertResult,
 )
-from app.errors import NotFound
-from app.idempotency.guard import IdempotencyKeyHeader
-from app.loyalty.repository import ListQuery
-from app.loyalty.schemas import (
+from app.contracts.loyalty.options import metadata
+from app.contracts.loyalty.query import (
     IS_MALE_PATTERN,
     ORDERING_PATTERN,
     SEARCH_PATTERN,
-    metadata,
     parse_is_male,
     parse_ordering,
     parse_search,
 )
+from app.errors import NotFound
+from app.idempotency.guard import IdempotencyKeyHeader
+from app.loyalty.repository import ListQuery
 from app.loyalty.service import LoyaltyService
 
 PAGE_SIZE, MAX_PAGE_SIZE = 100, 1000
