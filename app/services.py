@@ -46,7 +46,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         engine,
         settings.db_pool_size,
         DbTimeouts.of(settings),
-        statement_cache_size=0 if settings.db_pgbouncer else 100,
+        pooled=settings.db_pgbouncer,
         replica=ReadReplica.configured(settings),
     )
     mailer = make_mailer(settings)

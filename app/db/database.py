@@ -80,15 +80,19 @@ class Database:
         pool_size: int = 10,
         timeouts: DbTimeouts | None = None,
         *,
-        statement_cache_size: int = 100,
+        pooled: bool = False,
         replica: ReadReplica | None = None,
     ) -> None:
         self.engine = engine
         self.timeouts = timeouts or DbTimeouts()
-        # 0 behind a transaction pooler: a cached statement lives on one server connection.
-        self._statement_cache_size = statement_cache_size
+        # Behind a transaction pooler (DB_PGBOUNCER) no statement is cached: a cached
+        # statement lives on one server connection, and the next use may get another.
+        self._pooled = pooled
         self.replica = replica
-        # Single statements skip BEGIN/COMMIT: one round trip each.
+        # Single statements skip BEGIN/COMMIT: one round trip each; not behind a transaction
+        # pooler, where SQLAlchemy prepares a named statement, then runs it in a second exchange,
+        # which the pooler may hand to another server connection ("prepared statement …
+        # does not exist"); inside a transaction both stay on one.
         self.autocommitting = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
@@ -110,7 +114,7 @@ class Database:
             timeout=t.connect,
             command_timeout=t.read + t.margin,
             server_settings=t.server_settings(t.read),
-            statement_cache_size=self._statement_cache_size,
+            statement_cache_size=0 if self._pooled else 100,
         )
         if self.replica is not None:
             await self.replica.open(self._pool)
@@ -233,5 +237,9 @@ class Database:
         """An autocommit connection: each statement its own transaction (reads, and writes
         that are one statement)."""
         with _outage_is_unavailable():
+            if self._pooled:  # one short transaction (see __init__)
+                async with self.engine.begin() as conn, _drop_if_broken(conn):
+                    yield conn
+                return
             async with self.autocommitting.connect() as conn, _drop_if_broken(conn):
                 yield conn
