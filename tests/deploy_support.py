@@ -34,10 +34,16 @@ def binary(name: str, *places: str) -> str | None:
     return None
 
 
-def unprivileged() -> dict[str, Any]:
-    """Popen arguments that drop root (PgBouncer and PostgreSQL refuse to run as root)."""
+def unprivileged(reaching: str | None = None) -> dict[str, Any]:
+    """Popen arguments that drop root (PgBouncer and PostgreSQL refuse to run as root); with
+    `reaching` (a server's socket directory, private to its owner, as the embedded server's
+    is) the owner of that directory, so the process can connect there."""
     if os.geteuid() != 0:
         return {}
+    if reaching and os.path.isdir(reaching):
+        owner = os.stat(reaching)
+        if owner.st_uid != 0:
+            return {"user": owner.st_uid, "group": owner.st_gid}
     user = pwd.getpwnam("postgres" if _exists("postgres") else "nobody")
     return {"user": user.pw_uid, "group": user.pw_gid}
 
@@ -218,7 +224,7 @@ def start_pgbouncer(database_url: str, pool_size: int = 4) -> tuple[subprocess.P
         [pgbouncer, str(folder / "pgbouncer.ini")],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        **unprivileged(),
+        **unprivileged(reaching=host if host.startswith("/") else None),
     )
     for _ in range(100):  # until it listens
         try:
