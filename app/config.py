@@ -82,7 +82,8 @@ class Settings(BaseSettings):
     max_connections: int = 4096
     max_header_bytes: int = 64 * 1024
     header_timeout_seconds: float = 10.0
-    body_timeout_seconds: float = 30.0
+    body_timeout_seconds: float = 30.0  # the longest pause between a body's bytes
+    body_deadline_seconds: float = 60.0  # a whole body, however it trickles in
     keep_alive_timeout_seconds: int = 5
     idempotency_retention_hours: int = 24
     idempotency_lock_seconds: int = 60

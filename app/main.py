@@ -179,14 +179,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def render_for(path: str) -> Renderer | None:
         return renderer_for_path(path, renderers)
 
-    # Innermost first: HTML headers, then the Host check, then shedding (inside the request
-    # context, so that a shed or refused request still gets its id, access line and metric).
+    # Innermost first: HTML headers, then admission (which reads the body first), then the
+    # Host check (a foreign Host is refused before its body is read), all inside the request
+    # context, so that a shed or refused request still gets its id, access line and metric.
     app.add_middleware(HtmlSecurityHeadersMiddleware)
     app.add_middleware(
-        AllowedHostsMiddleware, allowed=settings.allowed_hosts, render_for=render_for
+        AdmissionMiddleware,
+        limit=settings.max_requests_in_flight,
+        max_body=max(settings.max_body_bytes, loyalty_http.bulk_body_limit(settings)),
+        render_for=render_for,
     )
     app.add_middleware(
-        AdmissionMiddleware, limit=settings.max_requests_in_flight, render_for=render_for
+        AllowedHostsMiddleware, allowed=settings.allowed_hosts, render_for=render_for
     )
     app.add_middleware(RequestContextMiddleware)
     if settings.database_read_url:  # which requests may read the replica

@@ -14,6 +14,8 @@ from app.metrics import LATENCY, REQUESTS
 log = logging.getLogger("jambo.access")
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# Every answer, JSON, exports and errors included: browsers must not guess a content type.
+NOSNIFF = (b"x-content-type-options", b"nosniff")
 # Metric labels take the method from this set only: a client can send any token as one.
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -47,15 +49,20 @@ class RequestContextMiddleware:
         # An id need not be unguessable, only unique enough: getrandbits is ~10x cheaper.
         request_id = incoming if _SAFE_ID.fullmatch(incoming) else f"{random.getrandbits(128):032x}"
         scope.setdefault("state", {})["request_id"] = request_id
-        status = 500
+        status = 0
         start = time.perf_counter()
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = [(k, v) for k, v in message.get("headers", []) if k != b"x-request-id"]
+                headers = [
+                    (k, v)
+                    for k, v in message.get("headers", [])
+                    if k != b"x-request-id" and k != b"x-content-type-options"
+                ]
                 headers.append((b"x-request-id", request_id.encode()))
+                headers.append(NOSNIFF)
                 message["headers"] = headers
             await send(message)
 
@@ -63,6 +70,8 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - start
+            if not status:  # no answer: the client left first (499, as nginx logs it), or a bug
+                status = 499 if scope.get("state", {}).get("client_gone") else 500
             route = _template(scope)
             method = scope["method"] if scope["method"] in _METHODS else "OTHER"
             self._observe(method, route, str(status), elapsed)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from app.config import Settings, get_settings
@@ -37,6 +38,7 @@ class Limits:
     max_header_bytes: int
     header_timeout: float
     body_timeout: float
+    body_deadline: float
     max_connections: int
 
 
@@ -67,16 +69,31 @@ def limits() -> Limits:
         max_header_bytes=settings.max_header_bytes,
         header_timeout=settings.header_timeout_seconds,
         body_timeout=settings.body_timeout_seconds,
+        body_deadline=settings.body_deadline_seconds,
         max_connections=connection_cap(settings, raise_fd_limit()),
     )
 
 
 warn = RateLimitedLog(log)
 
+# An answer given before its request body was read (401, 413, a shed 503…): a rest of up to
+# this many declared bytes is read and dropped, and the connection serves the next request;
+# a longer (or chunked) rest is not waited for: the connection is half-closed after the
+# answer and what still arrives is discarded for LINGER_SECONDS (closing at once with unread
+# bytes would make the kernel reset the connection, and the client might lose the answer).
+DRAIN_BYTES = 64 * 1024
+LINGER_SECONDS = 2.0
+
 
 class GuardMixin:
     """The guards, over either of uvicorn's HTTP/1.1 protocols (they share these names:
-    transport, cycle, flow, connections, loop, on_response_complete, data_received)."""
+    transport, cycle, flow, connections, loop, on_response_complete, data_received).
+
+    A connection is, at any time, reading a request head (`_in_body()` false: its bytes count
+    against the header cap and the header timeout) or a request body (`_in_body()` true: the
+    body stall timeout and the body's total deadline apply). Bytes of a body the answer came
+    before are never counted as the next request's head.
+    """
 
     transport: asyncio.Transport
     cycle: Any
@@ -90,21 +107,35 @@ class GuardMixin:
         self._waiting_since = self.loop.time()
         self._last_data = self._waiting_since
         self._head_bytes = 0
+        self._head_exact = 0
+        self._body_since = 0.0
+        self._lingering = False
         self._tick: asyncio.TimerHandle | None = None
 
+    def _in_body(self) -> bool:
+        """Whether the parser is inside a request body (its head is complete)."""
+        raise NotImplementedError
+
+    def _body_rest(self) -> int | None:
+        """Declared body bytes not received yet (None: unknown, e.g. chunked)."""
+        return None
+
     def awaiting_headers(self) -> bool:
-        """No request has started since the last answer (or since the connection opened)."""
+        """No request is being read or answered (a keep-alive connection between requests)."""
         cycle = self.cycle
-        return cycle is self._idle_cycle and (cycle is None or cycle.response_complete)
+        idle = cycle is self._idle_cycle and (cycle is None or cycle.response_complete)
+        return idle and not self._in_body()
 
     def _reading_body(self) -> bool:
-        cycle = self.cycle
-        return cycle is not None and not cycle.response_complete and cycle.more_body
+        return self._in_body() and not self._lingering
 
     def _begin_waiting(self) -> None:
         self._idle_cycle = self.cycle
         self._waiting_since = self.loop.time()
         self._head_bytes = 0
+
+    def _body_begins(self) -> None:
+        self._body_since = self.loop.time()
 
     def _guard_connection_made(self) -> None:
         if len(self.connections) > self.limits.max_connections:
@@ -126,20 +157,45 @@ class GuardMixin:
 
     def _guard_data(self, data: bytes, feed: Any) -> None:
         self._last_data = self.loop.time()
-        waiting = self.awaiting_headers()
+        if self._lingering:
+            return  # the rest of a body we answered before reading: dropped unread
+        in_head = not self._in_body()
         feed(data)
-        if waiting and self.awaiting_headers() and not self.transport.is_closing():
+        # Every byte of a chunk that leaves the parser still inside a head is head (a head
+        # completed within the chunk is measured exactly as the parser hands its lines over).
+        if in_head and not self._in_body() and not self.transport.is_closing():
             self._head_bytes += len(data)
-            if self._head_bytes > self.limits.max_header_bytes:
-                warn.warn("header_too_large", "request header over the limit: 431, closed")
-                self._refuse(b"431 Request Header Fields Too Large", b"Request header too large.")
+            self._check_head()
+
+    def _check_head(self) -> bool:
+        """Past the header cap answer 431 and close (True). Both measures of the head are
+        lower bounds (chunks wholly inside it; the lines the parser handed over), so neither
+        ever counts a byte that is not head."""
+        if max(self._head_bytes, self._head_exact) <= self.limits.max_header_bytes:
+            return False
+        if not self.transport.is_closing():
+            warn.warn("header_too_large", "request header over the limit: 431, closed")
+            self._refuse(b"431 Request Header Fields Too Large", b"Request header too large.")
+        return True
 
     def _refuse(self, status: bytes, text: bytes) -> None:
         self.transport.write(
             b"HTTP/1.1 " + status + b"\r\ncontent-type: text/plain; charset=utf-8\r\n"
+            b"x-content-type-options: nosniff\r\n"
             b"content-length: " + str(len(text)).encode() + b"\r\nconnection: close\r\n\r\n" + text
         )
         self.transport.close()
+
+    def _answered_early(self) -> None:
+        """The answer went out before its request body was read whole: drain a short rest,
+        else half-close and drop what still comes (see DRAIN_BYTES)."""
+        rest = self._body_rest()
+        if rest is not None and rest <= DRAIN_BYTES:
+            return  # the parser reads it (uvicorn drops a body answered before it arrived)
+        self._lingering = True
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(LINGER_SECONDS, self.transport.close)
 
     def _check(self) -> None:
         if self.transport.is_closing():
@@ -156,11 +212,21 @@ class GuardMixin:
                     self.transport.close()
                 return
         elif self._reading_body() and not self.flow.read_paused:
-            if now - self._last_data > self.limits.body_timeout:
-                warn.warn("body_timeout", "request body stalled: connection closed")
-                self.transport.close()
+            stalled = now - self._last_data > self.limits.body_timeout
+            if stalled or now - self._body_since > self.limits.body_deadline:
+                warn.warn("body_timeout", "request body not received in time: closed")
+                cycle = self.cycle
+                if cycle is not None and not cycle.response_started:
+                    self._refuse(b"408 Request Timeout", b"Request body timeout.")
+                else:
+                    self.transport.close()
                 return
         self._tick = self.loop.call_later(TICK_SECONDS, self._check)
+
+    def _guard_response_complete(self) -> None:
+        if self._in_body() and not self.transport.is_closing():
+            self._answered_early()
+        self._begin_waiting()
 
     def _guard_lost(self) -> None:
         if self._tick is not None:
@@ -183,7 +249,7 @@ class _Guarded(GuardMixin):
         self._guard_data(data, super().data_received)  # type: ignore[misc]
 
     def on_response_complete(self) -> None:
-        self._begin_waiting()
+        self._guard_response_complete()
         super().on_response_complete()  # type: ignore[misc]
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -192,7 +258,17 @@ class _Guarded(GuardMixin):
 
 
 class GuardedH11(_Guarded, H11Protocol):
-    """uvicorn's h11 protocol with the guards."""
+    """uvicorn's h11 protocol with the guards (h11 caps the head itself:
+    h11_max_incomplete_event_size)."""
+
+    def _in_body(self) -> bool:
+        return self.conn.their_state is h11.SEND_BODY  # type: ignore[no-any-return]
+
+    def handle_events(self) -> None:
+        was_in_body = self._in_body()
+        super().handle_events()
+        if not was_in_body and self._in_body():
+            self._body_begins()
 
 
 try:
@@ -202,7 +278,57 @@ except ImportError:  # pragma: no cover - httptools is optional; h11 then
 else:
 
     class GuardedHttpTools(_Guarded, HttpToolsProtocol):
-        """uvicorn's httptools protocol with the guards (httptools has no header cap)."""
+        """uvicorn's httptools protocol with the guards. httptools has no header cap of its
+        own: the head is measured as the parser hands over its URL and header lines, so a
+        head that arrives in one write is capped too."""
+
+        _body = False
+        _body_declared: int | None = None
+        _body_seen = 0
+
+        def _in_body(self) -> bool:
+            return self._body
+
+        def _body_rest(self) -> int | None:
+            if self._body_declared is None:
+                return None
+            return max(0, self._body_declared - self._body_seen)
+
+        def on_message_begin(self) -> None:
+            self._head_exact = 0
+            super().on_message_begin()
+
+        def on_url(self, url: bytes) -> None:
+            self._head_exact += len(url)
+            if not self._check_head():
+                super().on_url(url)
+
+        def on_header(self, name: bytes, value: bytes) -> None:
+            self._head_exact += len(name) + len(value) + 4  # ": " and CRLF
+            if not self._check_head():
+                super().on_header(name, value)
+
+        def on_headers_complete(self) -> None:
+            if self.transport.is_closing():
+                return  # refused (431): nothing of this request runs
+            super().on_headers_complete()
+            self._body = True
+            self._body_seen = 0
+            self._body_declared = None
+            for key, value in self.headers:
+                if key == b"content-length" and value.isdigit():
+                    self._body_declared = int(value)
+            self._body_begins()
+
+        def on_body(self, body: bytes) -> None:
+            self._body_seen += len(body)
+            if self._body:  # not the body of a request refused at its head
+                super().on_body(body)
+
+        def on_message_complete(self) -> None:
+            if self._body:
+                self._body = False
+                super().on_message_complete()
 
     HTTP_PROTOCOL = "app.server:GuardedHttpTools"
 

@@ -199,28 +199,46 @@ async def test_html_pages_send_security_headers(client: httpx.AsyncClient, mailb
     assert "default-src 'none'" in confirm.headers["content-security-policy"]
 
 
-async def test_past_the_in_flight_limit_requests_are_shed_at_once(settings: Settings) -> None:
+async def test_every_answer_says_nosniff(client: httpx.AsyncClient) -> None:
+    """JSON, errors, exports and 304s alike: nothing a browser should guess the type of."""
+    customer = await create_customer(client)
+    me = customer_auth(customer["ulid"])
+    answers = [
+        await client.get("/api/v1/customers", headers=STAFF),
+        await client.get("/api/v1/customers/nope", headers=STAFF),
+        await client.get("/api/v3/customer/export/", headers=me),
+        await client.get(f"/api/customer/{customer['ulid']}/export", headers=STAFF),
+        await client.post("/api/customers", json={}, headers=STAFF),
+        await client.get("/api/customers"),
+        await client.get("/healthz"),
+        await client.get("/openapi.json"),
+    ]
+    for answer in answers:
+        assert answer.headers["x-content-type-options"] == "nosniff", answer.request.url
+    assert answers[2].headers["content-disposition"].startswith("attachment")
+
+
+async def test_past_the_in_flight_limit_requests_are_shed_at_once(
+    settings: Settings, db: Any
+) -> None:
     application = create_app(settings.model_copy(update={"max_requests_in_flight": 1}))
-    release = asyncio.Event()
-
-    async def slow_body() -> Any:
-        yield b'{"loyalty_id": "slow", "client_name": "A", '
-        await release.wait()
-        yield b'"client_birthday": "1990"}'
-
+    member = {"loyalty_id": "slow", "client_name": "A", "client_birthday": "1990"}
     async with application.router.lifespan_context(application):
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-            held = asyncio.create_task(
-                c.post("/api/v1/loyalty/", content=slow_body(), headers=STAFF)
-            )
-            await asyncio.sleep(0.2)
+            # The one slot is taken by a request whose body has arrived and whose work waits
+            # (on a table lock held here).
+            lock = db.transaction()
+            await lock.start()
+            await db.execute("LOCK TABLE loyalty_members IN ACCESS EXCLUSIVE MODE")
+            held = asyncio.create_task(c.post("/api/v1/loyalty/", json=member, headers=STAFF))
+            await asyncio.sleep(0.3)
             start = time.perf_counter()
             shed = await c.get("/api/v1/customers", headers=STAFF)
             jambo = await c.get("/api/customers", headers=STAFF)
             elapsed = time.perf_counter() - start
             probe = await c.get("/healthz")
-            release.set()
+            await lock.rollback()
             first = await held
             after = await c.get("/api/customers", headers=STAFF)
             await c.delete("/api/v1/loyalty/slow/", headers=STAFF)
@@ -230,6 +248,37 @@ async def test_past_the_in_flight_limit_requests_are_shed_at_once(settings: Sett
     assert elapsed < 1.0
     assert probe.status_code == 200
     assert first.status_code == 201 and after.status_code == 200
+
+
+async def test_a_body_still_arriving_takes_no_request_slot(settings: Settings) -> None:
+    """Only requests whose body has arrived count against MAX_REQUESTS_IN_FLIGHT: clients
+    trickling bodies cannot shut everyone else out."""
+    application = create_app(settings.model_copy(update={"max_requests_in_flight": 1}))
+    releases = [asyncio.Event() for _ in range(3)]
+
+    async def slow_body(release: asyncio.Event) -> Any:
+        yield b'{"loyalty_id": "trickle", "client_name": "A", '
+        await release.wait()
+        yield b'"client_birthday": "1990"}'
+
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            trickling = [
+                asyncio.create_task(
+                    c.post("/api/v1/loyalty/", content=slow_body(release), headers=STAFF)
+                )
+                for release in releases
+            ]
+            await asyncio.sleep(0.2)
+            served = await c.get("/api/v1/customers", headers=STAFF)
+            done = []
+            for release, task in zip(releases, trickling, strict=True):
+                release.set()
+                done.append(await task)
+            await c.delete("/api/v1/loyalty/trickle/", headers=STAFF)
+    assert served.status_code == 200
+    assert [r.status_code for r in done] == [201, 201, 201]
 
 
 async def test_jambo_refuses_a_blank_required_field(client: httpx.AsyncClient, db: Any) -> None:

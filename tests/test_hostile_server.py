@@ -31,11 +31,13 @@ def guarded(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         **os.environ,
         "DATABASE_URL": database_url,
         "JWT_SECRET": JWT_SECRET,
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": "INFO",
         "SMTP_HOST": "",
         "ALLOWED_ORIGINS": ORIGIN,
         "HEADER_TIMEOUT_SECONDS": "2",
         "BODY_TIMEOUT_SECONDS": "2",
+        "BODY_DEADLINE_SECONDS": "4",
+        "MAX_REQUESTS_IN_FLIGHT": "5",
         "KEEP_ALIVE_TIMEOUT_SECONDS": "1",
         "MAX_CONNECTIONS": "40",
     }
@@ -74,9 +76,35 @@ async def _closed_within(reader: asyncio.StreamReader, seconds: float) -> bytes:
         return b""
 
 
+def _lines(log: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+
+
 def _warnings(log: Path) -> list[str]:
-    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
-    return [entry.get("event", "") for entry in lines if entry.get("level") == "warning"]
+    return [entry.get("event", "") for entry in _lines(log) if entry.get("level") == "warning"]
+
+
+async def _answer(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """One HTTP/1.1 answer with a Content-Length: its status and body."""
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    status = int(head.split(b" ", 2)[1])
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.lower().split(b"\r\n")
+        if line.startswith(b"content-length:")
+    )
+    return status, await asyncio.wait_for(reader.readexactly(length), 5)
+
+
+def _post(path: str, length: int, host: bytes = b"localhost") -> bytes:
+    return (
+        b"POST " + path.encode() + b" HTTP/1.1\r\nHost: " + host + b"\r\n"
+        b"Content-Type: application/json\r\nContent-Length: " + str(length).encode() + b"\r\n"
+        b"Authorization: " + STAFF["Authorization"].encode() + b"\r\n\r\n"
+    )
+
+
+HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"
 
 
 async def test_a_header_past_64_kib_is_refused(guarded: tuple) -> None:
@@ -99,6 +127,109 @@ async def test_a_header_past_64_kib_is_refused(guarded: tuple) -> None:
         ok = await http.get(f"http://127.0.0.1:{port}/healthz", headers={"X-Big": "a" * 60000})
     assert ok.status_code == 200
     assert "header_too_large" in _warnings(log)
+
+
+async def test_a_header_past_the_cap_in_one_write_is_refused(guarded: tuple) -> None:
+    port, _log = guarded
+    reader, writer = await _connect(port)
+    writer.write(
+        b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n"
+    )
+    await writer.drain()
+    answer = await _closed_within(reader, 5)
+    assert answer.startswith(b"HTTP/1.1 431"), answer[:80]
+    writer.close()
+
+
+async def test_after_an_early_answer_the_next_request_is_answered_as_itself(
+    guarded: tuple,
+) -> None:
+    port, _log = guarded
+    # An over-limit body sent whole: 413, and the connection serves the next request.
+    reader, writer = await _connect(port)
+    writer.write(_post("/api/v1/customers", 2_000_000) + b" " * 2_000_000 + HEALTHZ)
+    await writer.drain()
+    assert (await _answer(reader))[0] == 413
+    assert await _answer(reader) == (200, b'{"status":"ok"}')
+    writer.close()
+    # Refused before its body was read (a foreign Host): the short rest of the body is read
+    # and dropped, and the next request on the connection is answered as itself.
+    reader, writer = await _connect(port)
+    writer.write(_post("/api/v1/customers", 1000, host=b"evil.example") + b" " * 400)
+    await writer.drain()
+    assert (await _answer(reader))[0] == 400
+    writer.write(b" " * 600 + HEALTHZ)
+    await writer.drain()
+    assert await _answer(reader) == (200, b'{"status":"ok"}')
+    writer.close()
+    # A declared body far over the limit is not waited for: 413, then the server ends the
+    # connection (never a stray 431 for the body's bytes).
+    reader, writer = await _connect(port)
+    writer.write(_post("/api/v1/customers", 50_000_000) + b" " * 200_000)
+    await writer.drain()
+    assert (await _answer(reader))[0] == 413
+    try:
+        writer.write(b" " * 200_000)
+        await writer.drain()
+    except ConnectionError:
+        pass
+    assert await _closed_within(reader, 5) == b""
+    writer.close()
+
+
+async def test_a_body_has_a_total_deadline(guarded: tuple) -> None:
+    port, _log = guarded
+    reader, writer = await _connect(port)
+    writer.write(_post("/api/auth/email-code", 100))
+    start = time.monotonic()
+
+    async def trickle() -> None:  # a byte every half second: never a 2 s stall
+        for _ in range(100):
+            writer.write(b" ")
+            await writer.drain()
+            await asyncio.sleep(0.5)
+
+    trickling = asyncio.create_task(trickle())
+    answer = await _closed_within(reader, 10)
+    trickling.cancel()
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:80]
+    assert 3.5 < time.monotonic() - start < 7
+    writer.close()
+
+
+async def test_a_client_leaving_mid_body_is_not_a_server_error(guarded: tuple) -> None:
+    port, log = guarded
+    reader, writer = await _connect(port)
+    writer.write(_post("/api/v1/customers", 1000) + b'{"firstName": ')
+    await writer.drain()
+    await asyncio.sleep(0.3)
+    writer.close()
+    await asyncio.sleep(0.5)
+    lines = _lines(log)
+    assert any("client disconnected" in e["msg"] and e["level"] == "info" for e in lines)
+    assert not [e for e in lines if e["level"] == "error"]
+    async with httpx.AsyncClient() as http:
+        metrics = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+    assert 'route="unmatched",status="499"' in metrics
+    assert 'status="500"' not in metrics
+
+
+async def test_trickling_uploads_take_no_request_slots(guarded: tuple) -> None:
+    """Many clients sending bodies a byte at a time (MAX_REQUESTS_IN_FLIGHT is 5 here)."""
+    port, _log = guarded
+    tricklers = [await _connect(port) for _ in range(20)]
+    for _reader, writer in tricklers:
+        writer.write(_post("/api/auth/email-code", 1_000_000) + b'{"email": "')
+        await writer.drain()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
+            for _ in range(3):
+                listed = await http.get("/api/v1/customers", headers=STAFF)
+                assert listed.status_code == 200, listed.text
+                await asyncio.sleep(0.3)
+    finally:
+        for _reader, writer in tricklers:
+            writer.close()
 
 
 async def test_slow_silent_and_stalled_connections_are_closed(guarded: tuple) -> None:

@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.contracts.http import JSON
 from app.contracts.routing import Problem, Renderer
+from app.errors import PayloadTooLarge
 from app.logs import RateLimitedLog
 
 log = logging.getLogger("jambo.hardening")
@@ -97,15 +98,27 @@ class AllowedHostsMiddleware:
 
 
 class AdmissionMiddleware:
-    """Past MAX_REQUESTS_IN_FLIGHT requests in this worker, answer 503 with Retry-After at
-    once (in the contract's format) rather than queue: a client retrying later is served
-    sooner than one waiting behind thousands of others. Probes are never shed."""
+    """Admission control: past MAX_REQUESTS_IN_FLIGHT requests in this worker, answer 503 with
+    Retry-After at once (in the contract's format) rather than queue: a client retrying later
+    is served sooner than one waiting behind thousands of others. Probes are never shed.
+
+    A request is admitted only once its whole body has arrived (read here, then handed to the
+    application as it came): a client trickling a body holds a connection, never a request
+    slot, and the protocol's body deadline ends it (app/server.py). A body over the largest
+    any route accepts is refused here (413); a client that hangs up mid-body is logged as a
+    client disconnect, and its request as status 499, not as a server error.
+    """
 
     def __init__(
-        self, app: ASGIApp, limit: int, render_for: Callable[[str], Renderer | None]
+        self,
+        app: ASGIApp,
+        limit: int,
+        max_body: int,
+        render_for: Callable[[str], Renderer | None],
     ) -> None:
         self.app = app
         self.limit = limit
+        self.max_body = max_body
         self.in_flight = 0
         self.render_for = render_for
 
@@ -113,6 +126,23 @@ class AdmissionMiddleware:
         if scope["type"] != "http" or _path(scope) in PROBES:
             await self.app(scope, receive, send)
             return
+        if _has_body(scope):
+            declared = _declared_length(scope)
+            if declared is not None and declared > self.max_body:
+                problem = Problem(413, f"Request body is larger than {self.max_body} bytes.")
+                await _answer(scope, receive, send, self.render_for, problem)
+                return
+            try:
+                body = await _read_body(receive, self.max_body)
+            except _ClientGone:
+                scope.setdefault("state", {})["client_gone"] = True
+                log.info("client disconnected before its request body arrived")
+                return
+            except PayloadTooLarge as exc:
+                problem = Problem(413, exc.message)
+                await _answer(scope, receive, send, self.render_for, problem)
+                return
+            receive = _replay(body, receive)
         if self.in_flight >= self.limit:
             warn.warn("shed", f"over {self.limit} requests in flight: answering 503")
             problem = Problem(
@@ -127,18 +157,71 @@ class AdmissionMiddleware:
             self.in_flight -= 1
 
 
+class _ClientGone(Exception):
+    """The client disconnected before its request body arrived whole."""
+
+
+def _declared_length(scope: Scope) -> int | None:
+    """The Content-Length the request declares, if any."""
+    for key, value in scope["headers"]:
+        if key == b"content-length":
+            return int(value) if value.strip().isdigit() else None
+    return None
+
+
+def _has_body(scope: Scope) -> bool:
+    """Whether the request announces a body (a non-zero Content-Length, or chunked)."""
+    for key, value in scope["headers"]:
+        if key == b"content-length":
+            return value.strip() not in (b"0", b"")
+        if key == b"transfer-encoding":
+            return True
+    return False
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    """The whole body, refusing more than `limit` bytes (declared or sent)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _ClientGone
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"Request body is larger than {limit} bytes.")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A receive that gives `body` once, then listens on the connection (for a disconnect)."""
+    given = False
+
+    async def replay() -> Message:
+        nonlocal given
+        if given:
+            return await receive()
+        given = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
 # Pages may set a stricter policy of their own; this one only forbids framing and plugins.
 DEFAULT_CSP = b"frame-ancestors 'none'; object-src 'none'; base-uri 'none'"
 _HTML_HEADERS = (
-    (b"x-content-type-options", b"nosniff"),
     (b"content-security-policy", DEFAULT_CSP),
     (b"referrer-policy", b"no-referrer"),
 )
 
 
 class HtmlSecurityHeadersMiddleware:
-    """nosniff, a CSP with frame-ancestors 'none' and Referrer-Policy: no-referrer on every
-    HTML response (pages that set their own CSP or Referrer-Policy keep them)."""
+    """A CSP with frame-ancestors 'none' and Referrer-Policy: no-referrer on every HTML
+    response (pages that set their own keep them; nosniff goes on every response, see
+    app/middleware.py)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

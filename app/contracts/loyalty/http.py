@@ -11,6 +11,7 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from app.bodies import OFF_LOOP_BYTES, run_off_loop_if, strip_trailing_commas
+from app.config import Settings
 from app.contracts.http import JSON, wants_html
 from app.contracts.loyalty.html import browsable_page
 from app.contracts.routing import (
@@ -152,11 +153,16 @@ def _error(request: Request, exc: Exception) -> Response | None:
     return None
 
 
+def bulk_body_limit(settings: Settings) -> int:
+    """The bytes a bulk upload may send: max_bulk_items items of BULK_BYTES_PER_ITEM."""
+    return settings.max_bulk_items * BULK_BYTES_PER_ITEM
+
+
 def _body_limit(request: Request) -> int:
     settings = request.app.state.settings
     limit: int = settings.max_body_bytes
     if request.method == "POST" and not _is_item(request):
-        limit = max(limit, settings.max_bulk_items * BULK_BYTES_PER_ITEM)
+        limit = max(limit, bulk_body_limit(settings))
     return limit
 
 
