@@ -86,7 +86,9 @@ class Settings(BaseSettings):
     body_deadline_seconds: float = 60.0  # a whole body, however it trickles in
     keep_alive_timeout_seconds: int = 5
     idempotency_retention_hours: int = 24
-    idempotency_lock_seconds: int = 60
+    idempotency_max_live_keys: int = 10_000  # per caller; past it → 429
+    audit_retention_days: int = 365
+    housekeeping_interval_seconds: float = 60.0
 
     log_level: str = "INFO"
     data_dir: str = ".data"

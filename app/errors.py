@@ -83,3 +83,7 @@ class PayloadTooLarge(DomainError):
 
 class Unprocessable(DomainError):
     """Well-formed, but cannot be processed as sent (e.g. a reused Idempotency-Key)."""
+
+
+class TooManyRequests(DomainError):
+    """The caller is over a limit that time will lift (e.g. its live Idempotency-Keys)."""

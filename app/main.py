@@ -1,9 +1,10 @@
 """The application factory: settings, lifespan, middleware, routers and error handlers."""
 
+import asyncio
 import gc
 import re
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -34,6 +35,7 @@ from app.contracts.v3 import language
 from app.contracts.v3 import router as me
 from app.db.migrations import head_revision
 from app.db.replica import PrimaryReadsMiddleware
+from app.housekeeping import Housekeeper
 from app.logs import setup_logging
 from app.metrics import watch_pools
 from app.middleware import ForwardedHeadersMiddleware, RequestContextMiddleware, RootPathMiddleware
@@ -90,6 +92,10 @@ def _documented_errors(schema: dict[str, Any]) -> dict[str, Any]:
                 responses.setdefault("403", {"description": "Not allowed for this token"})
             if method in ("post", "put", "patch"):
                 responses.setdefault("413", {"description": "Request body over the size limit"})
+            if any(p.get("name") == "Idempotency-Key" for p in operation.get("parameters", [])):
+                responses.setdefault(
+                    "429", {"description": "The caller holds too many live Idempotency-Keys"}
+                )
             responses.setdefault("503", {"description": "Database or mail server unavailable"})
     schema.get("components", {}).get("schemas", {}).pop("HTTPValidationError", None)
     schema.get("components", {}).get("schemas", {}).pop("ValidationError", None)
@@ -99,15 +105,25 @@ def _documented_errors(schema: dict[str, Any]) -> dict[str, Any]:
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Build the engine and services on start-up; dispose of the pools on shutdown."""
-    async with open_services(app.state.settings) as services:
+    settings: Settings = app.state.settings
+    async with open_services(settings) as services:
         await services.db.open()
         watch_pools(services.db)
         app.state.services = services
         app.state.head_revision = head_revision()
+        housekeeper = Housekeeper(
+            services.db, settings.audit_retention_days, settings.housekeeping_interval_seconds
+        )
+        purging = asyncio.create_task(housekeeper.run())
         # Everything built so far lives as long as the process: keep it out of the
         # collector's full passes, which otherwise stall the event loop under load.
         gc.freeze()
-        yield
+        try:
+            yield
+        finally:
+            purging.cancel()
+            with suppress(asyncio.CancelledError):
+                await purging
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -17,6 +17,7 @@ from app.customers.service import CustomerService
 from app.db.database import Database
 from app.db.engine import DbTimeouts, make_engine, resolve_database_url
 from app.db.replica import ReadReplica
+from app.idempotency.store import KeyStore
 from app.loyalty.service import LoyaltyService
 from app.mail import make_mailer
 from app.privacy.deletion import DeletionService
@@ -36,6 +37,7 @@ class Services:
     deletion: DeletionService
     export: ExportService
     auth: AuthService
+    idempotency: KeyStore
 
 
 @asynccontextmanager
@@ -61,6 +63,9 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             deletion=DeletionService(db, settings, mailer),
             export=ExportService(db),
             auth=AuthService(db, settings, mailer),
+            idempotency=KeyStore(
+                settings.idempotency_retention_hours * 3600, settings.idempotency_max_live_keys
+            ),
         )
     finally:
         await db.close()

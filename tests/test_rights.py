@@ -70,7 +70,13 @@ async def test_export_holds_every_stored_field_memberships_and_trail(
     )
     assert response.headers["cache-control"] == "no-store"
     document = response.json()
-    assert set(document) == {"exported_at", "customer", "loyalty_memberships", "audit_trail"}
+    assert set(document) == {
+        "exported_at",
+        "customer",
+        "loyalty_memberships",
+        "audit_trail",
+        "stored_answers",
+    }
 
     columns = {
         r["column_name"]

@@ -26,15 +26,6 @@ def _authenticate(request: Request) -> Principal | None:
     return principal
 
 
-def peek_principal(request: Request) -> Principal | None:
-    """The caller's Principal when the request carries a valid token, else None (the route's
-    own policy answers the 401 later)."""
-    try:
-        return _authenticate(request)
-    except Unauthenticated:
-        return None
-
-
 Policy = Callable[[Principal | None], Principal | None]
 
 
@@ -60,7 +51,9 @@ class Bearer(HTTPBearer):
         if principal is not None and principal.is_staff:
             # A revoked client's tokens stop here (its state is cached a few seconds per sub).
             await services_of(request).client_states.refuse_revoked(principal.sub)
-        return self.policy(principal)
+        admitted = self.policy(principal)
+        request.state.principal = admitted  # who the route admitted (Idempotency-Key's caller)
+        return admitted
 
 
 def _anyone(principal: Principal | None) -> Principal | None:

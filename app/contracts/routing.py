@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app import errors
 from app.db.outage import is_outage, is_retryable
 from app.errors import Message
-from app.idempotency.guard import declares_key, guarded
+from app.idempotency.guard import CURRENT_REQUEST, declares_key, once
 
 log = logging.getLogger("jambo.errors")
 
@@ -40,6 +40,7 @@ _DEFAULT_MESSAGES = {
     413: "Request body is too large.",
     415: "Unsupported media type.",
     422: "Unprocessable request.",
+    429: "Too many requests.",
     500: "An internal server error has occurred processing your request.",
     503: "Service temporarily unavailable.",
 }
@@ -132,6 +133,9 @@ def problem_from(exc: Exception) -> Problem:
             return Problem(422, exc.message or _DEFAULT_MESSAGES[422], exc=exc)
         case errors.PayloadTooLarge():
             return Problem(413, exc.message or _DEFAULT_MESSAGES[413], exc=exc)
+        case errors.TooManyRequests():
+            message = exc.message or _DEFAULT_MESSAGES[429]
+            return Problem(429, message, headers={"Retry-After": "60"}, exc=exc)
         case errors.Unavailable():
             return Problem(
                 503, exc.message or _DEFAULT_MESSAGES[503], headers={"Retry-After": "5"}, exc=exc
@@ -216,19 +220,20 @@ def contract_route(
 
     class ContractRoute(APIRoute):
         def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            call = self.dependant.call
+            if declares_key(self) and call is not None and not hasattr(call, "__jambo_once__"):
+                # After the route's dependencies (its bearer policy among them), before it.
+                self.dependant.call = once(call)
             handler = super().get_route_handler()
-            idempotent = declares_key(self)
 
             async def handle(request: Request) -> Response:
+                CURRENT_REQUEST.set(request)
                 try:
                     if request.method in WRITES:
                         await read_limited(request, body_limit(request))
                     if admit is not None:
                         admit(request)
-                    if idempotent and request.method == "POST":
-                        response = await guarded(request, lambda r: retrying_once(handler, r))
-                    else:
-                        response = await retrying_once(handler, request)
+                    response = await retrying_once(handler, request)
                 except Exception as exc:  # noqa: BLE001 - every error gets the contract's shape
                     mine = own_errors(request, exc) if own_errors is not None else None
                     response = mine or render_problem(request, exc, render)

@@ -57,9 +57,11 @@ class CustomerService:
     async def create(self, raw: Mapping[str, Any], *, actor: str) -> CustomerRecord:
         """Validate and insert a new customer (with its audit line)."""
         values = clean_changes(raw, self.settings, creating=True)
+        customer_id = new_id()
+        self.db.wrote_data_of(customer_id)
         # One statement (the row and its audit line): autocommit spares BEGIN and COMMIT.
         async with self.db.autocommit() as conn:
-            return await repo.insert_one(conn, {"id": new_id(), **values}, actor)
+            return await repo.insert_one(conn, {"id": customer_id, **values}, actor)
 
     async def update(
         self,

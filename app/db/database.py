@@ -11,8 +11,11 @@ primary.
 """
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -25,6 +28,19 @@ from app.errors import Unavailable
 
 UNAVAILABLE = "The database is unavailable, try again shortly."
 _NOT_SERVED = object()  # the replica did not answer: ask the primary
+
+
+@dataclass(slots=True)
+class Unit:
+    """A unit of work: its transaction's connection, and whose personal data it wrote (so
+    that what is kept beside the work can be erased with them)."""
+
+    conn: AsyncConnection
+    people: list[uuid.UUID] = field(default_factory=list)
+
+
+# The unit of work this task runs in, if any (see `Database.unit_of_work`).
+_UNIT: ContextVar[Unit | None] = ContextVar("jambo_unit_of_work", default=None)
 
 
 @contextmanager
@@ -226,8 +242,36 @@ class Database:
             return revision
 
     @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[Unit]:
+        """One transaction that every `transaction()` and `autocommit()` block run inside it
+        joins (they neither begin nor commit): a use case's writes and what the caller keeps
+        beside them (an Idempotency-Key's answer) commit together, or not at all."""
+        if _UNIT.get() is not None:
+            raise RuntimeError("units of work do not nest")
+        with _outage_is_unavailable():
+            async with self.engine.begin() as conn, _drop_if_broken(conn):
+                unit = Unit(conn)
+                token = _UNIT.set(unit)
+                try:
+                    yield unit
+                finally:
+                    _UNIT.reset(token)
+
+    @staticmethod
+    def wrote_data_of(person: uuid.UUID) -> None:
+        """Note that the current unit of work (if any) wrote this person's data."""
+        unit = _UNIT.get()
+        if unit is not None:
+            unit.people.append(person)
+
+    @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """One transaction: committed when the block ends, rolled back on any error."""
+        """One transaction: committed when the block ends, rolled back on any error (inside a
+        unit of work: the unit's, committed with it)."""
+        joined = _UNIT.get()
+        if joined is not None:
+            yield joined.conn
+            return
         with _outage_is_unavailable():
             async with self.engine.begin() as conn, _drop_if_broken(conn):
                 yield conn
@@ -235,7 +279,11 @@ class Database:
     @asynccontextmanager
     async def autocommit(self) -> AsyncIterator[AsyncConnection]:
         """An autocommit connection: each statement its own transaction (reads, and writes
-        that are one statement)."""
+        that are one statement); inside a unit of work, the unit's transaction."""
+        joined = _UNIT.get()
+        if joined is not None:
+            yield joined.conn
+            return
         with _outage_is_unavailable():
             if self._pooled:  # one short transaction (see __init__)
                 async with self.engine.begin() as conn, _drop_if_broken(conn):

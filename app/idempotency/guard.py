@@ -1,29 +1,36 @@
 """Idempotency-Key on creating POSTs (draft-ietf-httpapi-idempotency-key-header).
 
-A route opts in by declaring the header (`IdempotencyKeyHeader`); its contract's route
-class then runs the handler through `guarded`. The same key from the same caller (role and
-token `sub`) with the same method, path and body within the retention (24 h) replays the
-first answer: status, body, `Location`/`Content-Location`, plus `Idempotent-Replayed: true`.
-Another body under the key → 422; the first still running → 409 (both in the contract's
-error format). Only 2xx answers are kept: a 4xx or 5xx wrote nothing, so the key is
-released and a retry runs afresh (a 503 succeeds once the database is back; a corrected
-body may reuse the key). A claim lapses after IDEMPOTENCY_LOCK_SECONDS, so a worker that
-dies mid-request does not lock its key for good.
+A route opts in by declaring the header (`IdempotencyKeyHeader`); its contract's route class
+then runs the endpoint through `once`, after FastAPI has resolved the route's dependencies:
+a replay is an answer like any other, so the caller's token, scope and revocation are
+checked before the store is consulted (a token that could not make the request now gets its
+401/403). The same key from the same caller (the whole identity: role and `sub`) with the
+same method, path and body within the retention (24 h) replays the first answer: status,
+body, `Location`/`Content-Location`, the security headers, plus `Idempotent-Replayed: true`.
+Another body under the key → 422; the first still running → 409; a caller holding its cap of
+live keys → 429 (all in the contract's error format). Only 2xx answers are kept: a 4xx or 5xx
+wrote nothing, so a retry runs afresh (a 503 succeeds once the database is back; a corrected
+body may reuse the key).
+
+The look-up, the work and the answer are one unit of work (app/idempotency/store.py says
+why); an answer holding a customer's data is erased with the customer (a foreign key).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from contextvars import ContextVar
+from typing import Annotated, Any
 
 from fastapi import Header, Request, Response
 from fastapi.routing import APIRoute
 
-from app.auth.dependencies import peek_principal
-from app.errors import Conflict, Invalid, Unavailable, Unprocessable
-from app.idempotency.store import Claim, KeyStore
+from app.errors import Conflict, Invalid, TooManyRequests, Unprocessable
+from app.idempotency.store import CapReached, KeyStore, Stored, caller_id
+from app.services import services_of
 
 log = logging.getLogger("jambo.idempotency")
 
@@ -31,7 +38,20 @@ HEADER = "Idempotency-Key"
 REPLAYED = "Idempotent-Replayed"
 MAX_KEY = 255
 # What a replay repeats besides status and body (the rest is per response: request id…).
-KEPT_HEADERS = ("content-type", "location", "content-location", "etag", "cache-control")
+KEPT_HEADERS = (
+    "content-type",
+    "location",
+    "content-location",
+    "etag",
+    "cache-control",
+    "content-security-policy",
+    "referrer-policy",
+)
+IN_FLIGHT = "A request with this Idempotency-Key is still being processed."
+OTHER_BODY = "This Idempotency-Key was already used with another request body."
+
+# The request being handled, for `once` (FastAPI hands an endpoint only its parameters).
+CURRENT_REQUEST: ContextVar[Request] = ContextVar("jambo_request")
 
 IdempotencyKeyHeader = Annotated[
     str | None,
@@ -71,58 +91,65 @@ async def fingerprint(request: Request) -> bytes:
     return digest.digest()
 
 
-def _store(request: Request) -> KeyStore:
-    settings = request.app.state.settings
-    return KeyStore(
-        request.app.state.services.db,
-        settings.idempotency_retention_hours * 3600,
-        settings.idempotency_lock_seconds,
-    )
+class _Undo(Exception):
+    """Leave the unit of work without committing, answering `response` (or looking again)."""
+
+    def __init__(self, response: Response | None) -> None:
+        super().__init__()
+        self.response = response
 
 
-async def _quietly(action: Awaitable[None]) -> None:
-    """Keep the answer the client is owed when bookkeeping fails (the claim then lapses)."""
-    try:
-        await action
-    except Unavailable:
-        log.warning("idempotency bookkeeping failed; the claim lapses on its own")
+def _replay(stored: Stored) -> Response:
+    return Response(stored.body, stored.status, {**stored.headers, REPLAYED: "true"})
 
 
-async def guarded(request: Request, handler: Callable[[Request], Awaitable[Response]]) -> Response:
-    """Run `handler` at most once per caller and key; replay or refuse repeats."""
-    raw = request.headers.get(HEADER)
-    principal = peek_principal(request) if raw is not None else None
-    if raw is None or principal is None:
-        return await handler(request)  # no key, or no caller: the route answers (401…)
-    key = parse_key(raw)
-    caller = principal.actor[:200]
-    store = _store(request)
-    print_ = await fingerprint(request)
-    claim: Claim | None = None
-    for _attempt in range(3):  # a row released or lapsed between claim and look-up: again
-        claim = await store.claim(caller, key, print_)
-        if claim is not None:
-            break
-        stored = await store.find(caller, key)
-        if stored is None or not stored.live:
-            continue
-        if stored.fingerprint != print_:
-            raise Unprocessable("This Idempotency-Key was already used with another request body.")
-        if stored.status is None:
-            raise Conflict("A request with this Idempotency-Key is still being processed.")
-        headers = {**stored.headers, REPLAYED: "true"}
-        return Response(stored.body, status_code=stored.status, headers=headers)
-    if claim is None:
-        raise Conflict("A request with this Idempotency-Key is still being processed.")
-    try:
-        response = await handler(request)
-    except BaseException:
-        await _quietly(store.release(claim))
-        raise
-    body = getattr(response, "body", None)
-    if 200 <= response.status_code < 300 and isinstance(body, bytes):
-        kept = {k: v for k, v in response.headers.items() if k in KEPT_HEADERS}
-        await _quietly(store.save(claim, response.status_code, kept, body))
-    else:
-        await _quietly(store.release(claim))
-    return response
+def once(endpoint: Callable[..., Awaitable[Response]]) -> Callable[..., Awaitable[Response]]:
+    """The endpoint, run at most once per caller and Idempotency-Key (see the module)."""
+
+    @functools.wraps(endpoint)
+    async def guarded(**values: Any) -> Response:
+        request = CURRENT_REQUEST.get()
+        raw = request.headers.get(HEADER)
+        principal = getattr(request.state, "principal", None)
+        if raw is None or principal is None:
+            return await endpoint(**values)
+        key = parse_key(raw)
+        caller = caller_id(principal.actor)
+        print_ = await fingerprint(request)
+        services = services_of(request)
+        store: KeyStore = services.idempotency
+        for _look in range(2):  # a second look when another request's answer landed meanwhile
+            try:
+                async with services.db.unit_of_work() as unit:
+                    conn = unit.conn
+                    found = await store.find(conn, caller, key)
+                    if found.stored is not None:
+                        if found.stored.fingerprint != print_:
+                            raise Unprocessable(OTHER_BODY)
+                        return _replay(found.stored)
+                    if not found.free:
+                        raise Conflict(IN_FLIGHT)
+                    try:
+                        await store.check_cap(conn, caller)
+                    except CapReached:
+                        raise TooManyRequests(
+                            "Too many live Idempotency-Keys for this caller; retry later."
+                        ) from None
+                    response = await endpoint(**values)
+                    body = getattr(response, "body", None)
+                    if not 200 <= response.status_code < 300 or not isinstance(body, bytes):
+                        raise _Undo(response)
+                    kept = {k: v for k, v in response.headers.items() if k in KEPT_HEADERS}
+                    person = unit.people[0] if unit.people else None
+                    answer = (response.status_code, kept, body)
+                    if await store.save(conn, caller, key, print_, answer, person):
+                        return response
+                    raise _Undo(None)
+            except _Undo as undo:
+                if undo.response is not None:
+                    return undo.response
+                log.info("an Idempotency-Key was answered meanwhile: looking again")
+        raise Conflict(IN_FLIGHT)
+
+    guarded.__jambo_once__ = True  # type: ignore[attr-defined]
+    return guarded

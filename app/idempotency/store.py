@@ -1,116 +1,158 @@
-"""Every Idempotency-Key query: single statements on the raw autocommit pool (one round
-trip each; the hot write path pays two of them, and only when a key is sent).
+"""Every Idempotency-Key query. They run in the request's own unit of work: the look-up, the
+work it guards and the answer it keeps are one transaction and one
+commit, so an answer is exactly as durable as the work (a 201 always has a replayable
+answer, across a crash or a failover), and a request that failed leaves nothing behind.
 
-The claim, the answer and the release commit without waiting for the WAL flush
-(`synchronous_commit` off for that statement alone, `set_config(…, true)`): a flush costs
-more than the statement (about 5 ms against 1 ms, measured here). What that risks is small:
-the work's own commit flushes the WAL up to and including an earlier claim, so a claim is
-never lost while its work survives; only a stored answer can be lost, when PostgreSQL
-crashes within a fraction of a second of it — the key then lapses like a dead worker's and
-a retry runs again.
+"Still running" is a transaction-scoped advisory lock on the (caller, key) pair, not a row:
+it ends with its transaction, so a worker that dies mid-request holds no key for a minute.
+The primary key is what makes a second run impossible: two requests that both missed the
+other's answer cannot both insert theirs.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import hashlib
+import time
+import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import orjson
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.db.database import Database
-
-# Claim the key: a new row, or take over one whose time is up (an answer past its retention,
-# or an in-flight claim whose worker died). In the same statement a few expired rows of
-# others are purged, so the table holds about one day of keys without a sweeper.
-CLAIM = """
-    WITH purge AS (
-        DELETE FROM idempotency_keys WHERE (caller, key) IN (
-            SELECT caller, key FROM idempotency_keys
-            WHERE expires_at < now() AND NOT (caller = $1 AND key = $2)
-            ORDER BY expires_at LIMIT 20 FOR UPDATE SKIP LOCKED
-        )
-    )
-    INSERT INTO idempotency_keys (caller, key, fingerprint, expires_at)
-    SELECT $1, $2, $3, now() + make_interval(secs => $4)
-    WHERE set_config('synchronous_commit', 'off', true) IS NOT NULL
-    ON CONFLICT (caller, key) DO UPDATE SET
-        fingerprint = excluded.fingerprint, status = NULL, headers = NULL, body = NULL,
-        created_at = now(), expires_at = excluded.expires_at
-    WHERE idempotency_keys.expires_at < now()
-    RETURNING created_at
+# The lock is taken in the statement that looks the key up; the look-up reads the snapshot
+# taken before the lock was granted, so an answer committed in between is missed: the save
+# then finds the key taken (`SAVE` returns no row) and the guard runs the request again.
+FIND = """
+    SELECT pg_try_advisory_xact_lock($3) AS free,
+        k.fingerprint, k.status, k.headers::text AS headers, k.body
+    FROM (VALUES (1)) AS one (x)
+    LEFT JOIN idempotency_keys k ON k.caller = $1 AND k.key = $2 AND k.expires_at > now()
 """
-LOOKUP = """
-    SELECT fingerprint, status, headers, body, expires_at > now() AS live
-    FROM idempotency_keys WHERE caller = $1 AND key = $2
+COUNT_LIVE = """
+    SELECT count(*) FROM (
+        SELECT 1 FROM idempotency_keys WHERE caller = $1 AND expires_at > now() LIMIT $2
+    ) AS live
 """
 SAVE = """
-    UPDATE idempotency_keys
-    SET status = $4, headers = $5::jsonb, body = $6,
-        expires_at = created_at + make_interval(secs => $7)
-    WHERE caller = $1 AND key = $2 AND created_at = $3 AND status IS NULL
-        AND set_config('synchronous_commit', 'off', true) IS NOT NULL
+    INSERT INTO idempotency_keys
+        (caller, key, fingerprint, status, headers, body, customer_id, expires_at)
+    VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, now() + make_interval(secs => $8))
+    ON CONFLICT (caller, key) DO UPDATE SET
+        fingerprint = excluded.fingerprint, status = excluded.status,
+        headers = excluded.headers, body = excluded.body, customer_id = excluded.customer_id,
+        created_at = now(), expires_at = excluded.expires_at
+    WHERE idempotency_keys.expires_at <= now()
+    RETURNING 1
 """
-RELEASE = """
-    DELETE FROM idempotency_keys
-    WHERE caller = $1 AND key = $2 AND created_at = $3 AND status IS NULL
-        AND set_config('synchronous_commit', 'off', true) IS NOT NULL
-"""
+# A caller's live keys are counted at most this often by each worker (a count is an index
+# scan over its keys); in between, the worker adds the keys it stored itself. Near the cap
+# every request counts, so the cap holds across workers too.
+RECOUNT_SECONDS = 60.0
+NEAR = 0.9
+CALLERS_REMEMBERED = 4096
+
+
+class CapReached(Exception):
+    """The caller holds as many live keys as it may."""
 
 
 @dataclass(frozen=True, slots=True)
 class Stored:
-    """A key's row as found: its fingerprint, and the answer once there is one."""
+    """A live key's first answer."""
 
     fingerprint: bytes
-    status: int | None
+    status: int
     headers: dict[str, str]
     body: bytes
-    live: bool
 
 
 @dataclass(frozen=True, slots=True)
-class Claim:
-    """This request's hold on a key (`created_at` tells it from a later claim of the key)."""
+class Found:
+    """What the look-up saw: whether this request holds the key now, and any answer."""
 
-    caller: str
-    key: str
-    created_at: dt.datetime
+    free: bool
+    stored: Stored | None
+
+
+def caller_id(actor: str) -> bytes:
+    """The caller's key-store id: SHA-256 of the whole identity (role and `sub`, never cut)."""
+    return hashlib.sha256(actor.encode("utf-8", "surrogatepass")).digest()
+
+
+def lock_id(caller: bytes, key: str) -> int:
+    """The advisory lock of one (caller, key): 64 bits of their hash."""
+    digest = hashlib.sha256(caller + key.encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 class KeyStore:
-    """Claims keys, finds what others stored, stores or releases answers."""
+    """Looks keys up, keeps answers, and holds each caller to its cap of live keys."""
 
-    def __init__(self, db: Database, retention_s: int, lock_s: int) -> None:
-        self.db = db
+    def __init__(self, retention_s: int, max_live: int) -> None:
         self.retention_s = retention_s
-        self.lock_s = lock_s
+        self.max_live = max_live
+        self._live: OrderedDict[bytes, tuple[int, float]] = OrderedDict()
 
-    async def claim(self, caller: str, key: str, fingerprint: bytes) -> Claim | None:
-        """Hold the key for this request, or None when someone holds or answered it."""
-        row = await self.db.fetchrow(CLAIM, caller, key, fingerprint, float(self.lock_s))
-        return Claim(caller, key, row["created_at"]) if row else None
+    async def find(self, conn: AsyncConnection, caller: bytes, key: str) -> Found:
+        """Take the key's lock (if free) and read its live answer, in one statement."""
+        row = (await conn.exec_driver_sql(FIND, (caller, key, lock_id(caller, key)))).one()
+        if row.status is None:
+            return Found(row.free, None)
+        headers = orjson.loads(row.headers)
+        return Found(row.free, Stored(row.fingerprint, row.status, headers, row.body))
 
-    async def find(self, caller: str, key: str) -> Stored | None:
-        """The key's row, if any."""
-        row = await self.db.fetchrow(LOOKUP, caller, key)
-        if row is None:
-            return None
-        headers = orjson.loads(row["headers"]) if row["headers"] else {}
-        return Stored(row["fingerprint"], row["status"], headers, row["body"] or b"", row["live"])
+    async def check_cap(self, conn: AsyncConnection, caller: bytes) -> None:
+        """CapReached when the caller already holds `max_live` live keys."""
+        now = time.monotonic()
+        known = self._live.get(caller)
+        if known is None or now - known[1] > RECOUNT_SECONDS or known[0] >= self.max_live * NEAR:
+            count = (await conn.exec_driver_sql(COUNT_LIVE, (caller, self.max_live))).scalar_one()
+            known = (count, now)
+            self._remember(caller, known)
+        if known[0] >= self.max_live:
+            raise CapReached
 
-    async def save(self, claim: Claim, status: int, headers: dict[str, str], body: bytes) -> None:
-        """Keep the answer for replays, for the retention period from the first request."""
-        await self.db.fetchrow(
-            SAVE,
-            claim.caller,
-            claim.key,
-            claim.created_at,
+    async def save(
+        self,
+        conn: AsyncConnection,
+        caller: bytes,
+        key: str,
+        fingerprint: bytes,
+        answer: tuple[int, dict[str, str], bytes],
+        customer_id: uuid.UUID | None,
+    ) -> bool:
+        """Keep the answer in the unit of work; False when the key turned out to be taken."""
+        status, headers, body = answer
+        params = (
+            caller,
+            key,
+            fingerprint,
             status,
             orjson.dumps(headers).decode(),
             body,
+            customer_id,
             float(self.retention_s),
         )
+        if (await conn.exec_driver_sql(SAVE, params)).first() is None:
+            return False
+        known = self._live.get(caller)
+        if known is not None:
+            self._remember(caller, (known[0] + 1, known[1]))
+        return True
 
-    async def release(self, claim: Claim) -> None:
-        """Give the key up: nothing was kept, a retry runs again."""
-        await self.db.fetchrow(RELEASE, claim.caller, claim.key, claim.created_at)
+    def _remember(self, caller: bytes, count: tuple[int, float]) -> None:
+        self._live[caller] = count
+        self._live.move_to_end(caller)
+        while len(self._live) > CALLERS_REMEMBERED:
+            self._live.popitem(last=False)
+
+
+async def answers_about(conn: AsyncConnection, customer_id: uuid.UUID) -> list[dict[str, object]]:
+    """When each live stored answer holding this customer's data was kept, and its status."""
+    rows = await conn.exec_driver_sql(
+        "SELECT created_at, expires_at, status FROM idempotency_keys"
+        " WHERE customer_id = $1 AND expires_at > now() ORDER BY created_at",
+        (customer_id,),
+    )
+    return [dict(row._mapping) for row in rows]

@@ -145,7 +145,7 @@ async def upsert(conn: AsyncConnection, rows: Sequence[dict[str, Any]], actor: s
     # One JSON text, not seven arrays: asyncpg encodes arrays (numerics, dates) element by
     # element while holding the event loop, ~0.3 s for 10,000 rows; a string is one copy.
     payload = orjson.dumps(rows, default=str).decode()  # Decimal → "1.5", dates ISO
-    result = await conn.exec_driver_sql(UPSERT, (payload, actor[:100]))
+    result = await conn.exec_driver_sql(UPSERT, (payload, audit.actor_label(actor)))
     return int(result.scalar_one())
 
 

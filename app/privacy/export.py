@@ -14,6 +14,7 @@ from app import audit
 from app.customers import repository as customers
 from app.db.database import Database
 from app.errors import NotFound
+from app.idempotency.store import answers_about
 from app.ids import render_ulid
 from app.loyalty import repository as loyalty
 
@@ -75,6 +76,13 @@ EXAMPLE: dict[str, Any] = {
             "fields": ["language"],
         },
     ],
+    "stored_answers": [
+        {
+            "created_at": "2026-11-30T08:00:00.000000+00:00",
+            "expires_at": "2026-12-01T08:00:00.000000+00:00",
+            "status": 201,
+        }
+    ],
 }
 
 
@@ -109,6 +117,15 @@ class ExportedAuditLine(BaseModel):
     fields: list[str]
 
 
+class ExportedAnswer(BaseModel):
+    """A copy of the record kept to replay the answer to a retried create (Idempotency-Key)
+    until it expires; erased with the customer."""
+
+    created_at: str
+    expires_at: str
+    status: int
+
+
 class CustomerExport(BaseModel):
     """Everything held about one person (a JSON attachment)."""
 
@@ -117,6 +134,7 @@ class CustomerExport(BaseModel):
     customer: ExportedCustomer
     loyalty_memberships: list[ExportedMembership]
     audit_trail: list[ExportedAuditLine]
+    stored_answers: list[ExportedAnswer]
 
 
 def _plain(value: Any) -> Any:
@@ -152,6 +170,7 @@ class ExportService:
                 conn,
                 {"customer": [record.ulid], "loyalty_member": [str(m["id"]) for m in members]},
             )
+            answers = await answers_about(conn, customer_id)
         return {
             "exported_at": dt.datetime.now(dt.UTC).isoformat(),
             "customer": {k: _plain(v) for k, v in asdict(record).items()},
@@ -167,4 +186,5 @@ class ExportService:
                 }
                 for line in lines
             ],
+            "stored_answers": [{k: _plain(v) for k, v in a.items()} for a in answers],
         }
