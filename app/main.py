@@ -101,7 +101,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Build the engine and services on start-up; dispose of the pools on shutdown."""
     async with open_services(app.state.settings) as services:
         await services.db.open()
-        watch_pools(services.db)
+        watch_pools(services.db, services.settings)
         app.state.services = services
         app.state.head_revision = head_revision()
         # Everything built so far lives as long as the process: keep it out of the

@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.contracts.http import JSON
 from app.contracts.routing import Problem, Renderer
 from app.logs import RateLimitedLog
+from app.metrics import SHED
 
 log = logging.getLogger("jambo.hardening")
 
@@ -114,6 +115,7 @@ class AdmissionMiddleware:
             await self.app(scope, receive, send)
             return
         if self.in_flight >= self.limit:
+            SHED.inc()
             warn.warn("shed", f"over {self.limit} requests in flight: answering 503")
             problem = Problem(
                 503, "The service is busy; retry shortly.", headers={"Retry-After": "1"}
