@@ -1,7 +1,10 @@
-"""The series the alert rules and the dashboard read: each moves when its event happens."""
+"""The series the alert rules and the dashboard read: each moves when its event happens, and
+every metric named in deploy/ is one that /metrics exports."""
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -10,6 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.config import Settings
 from app.main import create_app
 from tests.conftest import ORIGIN, STAFF, create_customer, customer_auth, free_port
+
+DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 
 
 async def scrape(client: httpx.AsyncClient) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -112,3 +117,13 @@ async def test_pool_capacity_is_exported_beside_its_use(settings: Settings) -> N
         assert (pool, frozenset({"pool": "sqlalchemy", "state": state}.items())) in samples
     for state in ("size", "idle"):
         assert (pool, frozenset({"pool": "read", "state": state}.items())) in samples
+
+
+async def test_rules_and_dashboards_name_only_exported_metrics(client: httpx.AsyncClient) -> None:
+    # PromQL parses any name: a misspelt one would make an alert that never fires.
+    await client.get("/api/customers", headers=STAFF)
+    exported = {name for name, _ in await scrape(client)}
+    files = [*DEPLOY.glob("prometheus/*.yml"), *DEPLOY.glob("grafana/*.json")]
+    named = {m for f in files for m in re.findall(r"\bjambo_[a-z_]+", f.read_text())}
+    assert files and named
+    assert named <= exported, named - exported
