@@ -11,6 +11,7 @@ import aiosmtplib
 
 from app.config import Settings
 from app.errors import Unavailable
+from app.metrics import MAIL_FAILURES, MAIL_SENDS
 
 log = logging.getLogger("jambo.mail")
 
@@ -48,6 +49,7 @@ class SmtpMailer:
         taken = False
         loop = asyncio.get_running_loop()
         deadline = loop.time() + s.smtp_timeout_seconds
+        MAIL_SENDS.inc()
         try:
             async with asyncio.timeout_at(deadline), self._slots:
                 # aiosmtplib bounds each step by itself too: give it only what is left, so
@@ -75,6 +77,7 @@ class SmtpMailer:
             if taken:  # the server has the message; only the goodbye went wrong
                 return
             log.warning("mail delivery failed: %s", type(exc).__name__)
+            MAIL_FAILURES.inc()
             raise Unavailable("The mail server is unavailable; no link was sent.") from exc
 
 

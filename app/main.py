@@ -108,7 +108,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     async with open_services(settings) as services:
         await services.db.open()
-        watch_pools(services.db)
+        watch_pools(services.db, services.settings)
         app.state.services = services
         app.state.head_revision = head_revision()
         housekeeper = Housekeeper(

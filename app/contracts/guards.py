@@ -14,6 +14,7 @@ from app.contracts.http import JSON
 from app.contracts.routing import Problem, Renderer
 from app.errors import PayloadTooLarge
 from app.logs import RateLimitedLog
+from app.metrics import SHED
 
 log = logging.getLogger("jambo.hardening")
 
@@ -144,6 +145,7 @@ class AdmissionMiddleware:
                 return
             receive = _replay(body, receive)
         if self.in_flight >= self.limit:
+            SHED.inc()
             warn.warn("shed", f"over {self.limit} requests in flight: answering 503")
             problem = Problem(
                 503, "The service is busy; retry shortly.", headers={"Retry-After": "1"}

@@ -24,6 +24,7 @@ from app import errors
 from app.db.outage import is_outage, is_retryable
 from app.errors import Message
 from app.idempotency.guard import CURRENT_REQUEST, declares_key, once
+from app.metrics import DB_UNAVAILABLE
 
 log = logging.getLogger("jambo.errors")
 
@@ -145,6 +146,7 @@ def problem_from(exc: Exception) -> Problem:
             message = _DEFAULT_MESSAGES.get(exc.status_code) or detail or "Error."
             return Problem(exc.status_code, message, headers=dict(exc.headers or {}), exc=exc)
     if is_outage(exc):  # a database failure that escaped the Database handle: still a 503
+        DB_UNAVAILABLE.inc()  # (the handle counted those it turned into Unavailable)
         message = "The database is unavailable, try again shortly."
         return Problem(503, message, headers={"Retry-After": "5"}, exc=exc)
     return Problem(500, _DEFAULT_MESSAGES[500], exc=exc)

@@ -25,6 +25,7 @@ from app.db.engine import DbTimeouts
 from app.db.outage import connection_lost, is_outage
 from app.db.replica import PRIMARY_ONLY, REPLICA_LOST, ReadReplica
 from app.errors import Unavailable
+from app.metrics import DB_UNAVAILABLE
 
 UNAVAILABLE = "The database is unavailable, try again shortly."
 _NOT_SERVED = object()  # the replica did not answer: ask the primary
@@ -53,6 +54,7 @@ def _outage_is_unavailable() -> Iterator[None]:
         raise
     except Exception as exc:
         if is_outage(exc):
+            DB_UNAVAILABLE.inc()  # here only: the Unavailable raised passes the outer blocks
             raise Unavailable(UNAVAILABLE) from exc
         raise
 
@@ -164,6 +166,7 @@ class Database:
             async with asyncio.timeout(self.timeouts.pool):
                 await self._turns.acquire()
         except TimeoutError as exc:
+            DB_UNAVAILABLE.inc()
             raise Unavailable(UNAVAILABLE) from exc
 
     async def _from_replica(self, sql: str, args: tuple[Any, ...], many: bool) -> Any:
