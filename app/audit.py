@@ -151,10 +151,12 @@ def audited_update(
     *,
     action: str,
     subject: Callable[[Table], ColumnElement[Any]],
+    previous: Sequence[str] = (),
 ) -> Select[Any]:
     """UPDATE the rows matching `condition`: each of `names` from the parameter `v_{name}`
     (audited: the names of those that changed) and `bookkeeping` (not audited), plus their
-    audit lines, in one statement.
+    audit lines, in one statement; selects `returning`, then the `previous` columns' values
+    from before the update (`previous_{name}`).
 
     The row is locked by a FOR UPDATE subquery first, so `old` is the version this update
     replaces even under concurrent writers."""
@@ -168,7 +170,10 @@ def audited_update(
     values = {name: bindparam(f"v_{name}", type_=table.c[name].type) for name in names}
     write = update(table).where(table.c[key.name] == old.c[key.name])
     write = write.values(**values, **bookkeeping)
-    return with_line(write, returning, action=action, subject=subject(table), fields=changed)
+    before = [old.c[name].label(f"previous_{name}") for name in previous]
+    return with_line(
+        write, [*returning, *before], action=action, subject=subject(table), fields=changed
+    )
 
 
 def value_params(values: dict[str, Any]) -> dict[str, Any]:

@@ -71,9 +71,12 @@ class Settings(BaseSettings):
     deletion_token_ttl_hours: int = 24
     email_code_ttl_minutes: int = 10
     email_code_max_attempts: int = 5
-    # Per address across codes: wrong guesses in an hour before an hour's lock, codes mailed.
+    # Per (address, client IP): wrong guesses in an hour before that pair's hour-long refusal,
+    # and codes mailed an hour; per address across all clients: the hourly ceilings.
     sign_in_max_wrong_guesses_per_hour: int = 10
     sign_in_max_codes_per_hour: int = 5
+    sign_in_max_wrong_guesses_per_address_per_hour: int = 100
+    sign_in_max_codes_per_address_per_hour: int = 30
     max_body_bytes: int = 1024 * 1024
     max_bulk_items: int = 10_000
     # Per worker: requests past this many in flight are shed at once (503, Retry-After).

@@ -94,3 +94,30 @@ class LogMailer:
 def make_mailer(settings: Settings) -> Mailer:
     """SMTP when SMTP_HOST is set, else the log."""
     return SmtpMailer(settings) if settings.smtp_host else LogMailer(settings)
+
+
+class Outbox:
+    """Mail sent after the answer, off the request (notices of a change already made):
+    nothing waits for it, no database connection is held meanwhile, and a failure is only
+    logged (the change it reports stands)."""
+
+    def __init__(self, mailer: Mailer) -> None:
+        self.mailer = mailer
+        self._sending: set[asyncio.Task[None]] = set()
+
+    def send_later(self, to: str, subject: str, body: str) -> None:
+        """Queue one message."""
+        task = asyncio.create_task(self._send(to, subject, body))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, to: str, subject: str, body: str) -> None:
+        try:
+            await self.mailer.send(to, subject, body)
+        except Unavailable:
+            log.warning("a notice was not delivered: the mail server is unavailable")
+
+    async def flush(self) -> None:
+        """Wait for the messages queued so far (shutdown, tests)."""
+        while self._sending:
+            await asyncio.gather(*list(self._sending), return_exceptions=True)

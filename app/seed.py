@@ -30,6 +30,7 @@ CUSTOMER_COLUMNS = (
     "first_name",
     "last_name",
     "email",
+    "email_key",
     "phone_number",
     "nationality",
     "dob",
@@ -50,11 +51,13 @@ def _asyncpg_dsn(url: str) -> str:
 def fake_customer(rng: random.Random, n: int) -> tuple[object, ...]:
     """One plausible customer row; `n` keeps the e-mail unique."""
     first, last = rng.choice(FIRST), rng.choice(LAST)
+    email = f"{first}.{last}.{n}@example.org".lower()  # plain ASCII: its own normal form
     return (
         ULID().to_uuid(),
         first,
         last,
-        f"{first}.{last}.{n}@example.org".lower(),
+        email,
+        email,
         f"+2547{rng.randrange(10_000_000, 99_999_999)}",
         rng.choice(COUNTRIES),
         dt.date(1940, 1, 1) + dt.timedelta(days=rng.randrange(0, 365 * 65)),

@@ -9,8 +9,11 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
+from app.auth.address_change import AddressChanges
 from app.auth.revocation import ClientStates
+from app.auth.server_keys import ServerKeys
 from app.auth.service import AuthService
+from app.auth.sign_in import SignInCodes
 from app.auth.tokens import TokenVerifier
 from app.config import Settings
 from app.customers.service import CustomerService
@@ -19,7 +22,7 @@ from app.db.engine import DbTimeouts, make_engine, resolve_database_url
 from app.db.replica import ReadReplica
 from app.idempotency.store import KeyStore
 from app.loyalty.service import LoyaltyService
-from app.mail import make_mailer
+from app.mail import Outbox, make_mailer
 from app.privacy.deletion import DeletionService
 from app.privacy.export import ExportService
 
@@ -37,6 +40,9 @@ class Services:
     deletion: DeletionService
     export: ExportService
     auth: AuthService
+    sign_in: SignInCodes
+    addresses: AddressChanges
+    outbox: Outbox
     idempotency: KeyStore
 
 
@@ -52,22 +58,29 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         replica=ReadReplica.configured(settings),
     )
     mailer = make_mailer(settings)
+    keys = ServerKeys(db)
+    outbox = Outbox(mailer)
+    addresses = AddressChanges(db, settings, outbox, keys)
     try:
         yield Services(
             settings=settings,
             db=db,
             verifier=TokenVerifier(settings),
             client_states=ClientStates(db, settings.client_state_ttl_seconds),
-            customers=CustomerService(db, settings),
+            customers=CustomerService(db, settings, addresses),
             loyalty=LoyaltyService(db, settings),
             deletion=DeletionService(db, settings, mailer),
             export=ExportService(db),
-            auth=AuthService(db, settings, mailer),
+            auth=AuthService(db, settings, keys),
+            sign_in=SignInCodes(db, settings, mailer, keys),
+            addresses=addresses,
+            outbox=outbox,
             idempotency=KeyStore(
                 settings.idempotency_retention_hours * 3600, settings.idempotency_max_live_keys
             ),
         )
     finally:
+        await outbox.flush()
         await db.close()
 
 

@@ -2,7 +2,8 @@
 
 `python -m bench.hostile BASE_URL STAFF_TOKEN CUSTOMER_ULID CUSTOMER_TOKEN [--only NAMES]`
 prints one JSON object per trial: the time to refuse pathological bodies, /healthz latency
-during a header flood, a slow-client flood and a 10,000-member bulk upload, p99 and the shed
+during a header flood, a slow-client flood, 200 uploads trickling their bodies (with a staff
+GET's latency and statuses beside it) and a 10,000-member bulk upload, p99 and the shed
 share under many concurrent connections, and the status of each junk id. Every trial is
 bounded in time and connection count.
 """
@@ -183,6 +184,61 @@ async def slow_flood(base: str, connections: int = 800, seconds: float = 15.0) -
     return await _during(base, load)
 
 
+async def trickle_flood(
+    base: str, staff: str, ulid: str, connections: int = 200, seconds: float = 20.0
+) -> dict[str, Any]:
+    """`connections` anonymous uploads declaring a 1 MB body and sending one byte every 5 s
+    (the issue's attack); meanwhile /healthz (a thread of its own) and a staff GET by id every
+    50 ms: their latencies and statuses."""
+    stop = asyncio.Event()
+
+    async def one() -> str:
+        try:
+            reader, writer = await _open(base)
+        except OSError as exc:
+            return type(exc).__name__
+        try:
+            writer.write(
+                b"POST /api/auth/email-code HTTP/1.1\r\nHost: localhost\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 1000000\r\n\r\n"
+            )
+            while not stop.is_set():
+                writer.write(b" ")
+                await writer.drain()
+                try:
+                    data = await asyncio.wait_for(reader.read(64), 5.0)
+                    return data.split(b"\r\n", 1)[0].decode() or "closed by server"
+                except TimeoutError:
+                    continue
+            return "still open"
+        except OSError:
+            return "closed by server"
+        finally:
+            writer.close()
+
+    async def load() -> dict[str, Any]:
+        flood = [asyncio.create_task(one()) for _ in range(connections)]
+        latencies: list[float] = []
+        statuses: dict[int | str, int] = {}
+        headers = {"Authorization": f"Bearer {staff}"}
+        async with httpx.AsyncClient(base_url=base, timeout=LIMIT_S) as http:
+            deadline = time.monotonic() + seconds
+            await asyncio.sleep(1)  # every trickler connected and sending
+            while time.monotonic() < deadline:
+                status, took = await _timed(http.get(f"/api/customer/{ulid}", headers=headers))
+                statuses[status] = statuses.get(status, 0) + 1
+                latencies.append(took * 1000)
+                await asyncio.sleep(0.05)
+        stop.set()
+        ended = await asyncio.gather(*flood)
+        return {
+            "get_by_id": {**_summary(latencies), "statuses": statuses},
+            "tricklers": {r: ended.count(r) for r in set(ended)},
+        }
+
+    return await _during(base, load)
+
+
 async def bulk(base: str, staff: str, members: int = 10_000) -> dict[str, Any]:
     """/healthz latency while a `members`-member bulk upload runs."""
     items = [
@@ -325,6 +381,7 @@ async def main() -> None:
         "bodies": lambda: bodies(args.base, args.staff, args.ulid, args.customer),
         "headers": lambda: header_flood(args.base),
         "slow": lambda: slow_flood(args.base),
+        "trickle": lambda: trickle_flood(args.base, args.staff, args.ulid),
         "bulk": lambda: bulk(args.base, args.staff),
         "crowd": lambda: crowd(args.base, args.staff, args.ulid, args.connections),
         "wrk": lambda: _during(

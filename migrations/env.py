@@ -55,6 +55,7 @@ LOCK_ORDER = (
     "email_codes",
     "api_clients",
     "sign_in_limits",
+    "address_changes",
     "server_keys",
     "idempotency_keys",
     "audit_events",

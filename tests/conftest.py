@@ -28,7 +28,7 @@ JWT_SECRET = "test-secret-" + "x" * 40
 ORIGIN = "https://app.example.com"
 TABLES = (
     "count_cache, audit_events, idempotency_keys, deletion_tokens, email_codes, api_clients,"
-    " loyalty_members, customers, sign_in_limits"
+    " loyalty_members, customers, sign_in_limits, address_changes"
 )
 
 

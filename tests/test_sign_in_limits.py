@@ -35,12 +35,16 @@ async def test_25_wrong_guesses_over_5_codes_then_the_right_code_is_refused(
     assert right.headers.get("www-authenticate") == answers[0].headers.get("www-authenticate")
     limits = await db.fetchrow(
         "SELECT cardinality(wrong_guesses) AS guesses, locked_until - now() AS lock"
-        " FROM sign_in_limits"
+        " FROM sign_in_limits WHERE client = '127.0.0.1'"
     )
-    # Only the first 10 guesses were ever compared; the lock lasts an hour from the 10th.
+    # Only the first 10 guesses from this client were ever compared; its refusal lasts an
+    # hour from the 10th. The address as a whole is not refused.
     assert limits["guesses"] == 10
     assert 3500 < limits["lock"].total_seconds() <= 3600
-    assert await db.fetchval("SELECT count(*) FROM email_codes WHERE used_at IS NOT NULL") == 4
+    everyone = await db.fetchrow("SELECT * FROM sign_in_limits WHERE client = '*'")
+    assert len(everyone["wrong_guesses"]) == 10 and everyone["locked_until"] is None
+    # Five codes were mailed; each new one kept the last three: two retired.
+    assert await db.fetchval("SELECT count(*) FROM email_codes WHERE used_at IS NOT NULL") == 2
 
 
 async def test_the_lock_ends_after_an_hour(client, mailbox, db) -> None:
@@ -127,7 +131,7 @@ async def test_mail_failure_is_retried_once(settings, mailbox, db) -> None:
     app = create_app(settings)
     try:
         async with app.router.lifespan_context(app):
-            flaky = app.state.services.auth.mailer = Flaky(app.state.services.auth.mailer)
+            flaky = app.state.services.sign_in.mailer = Flaky(app.state.services.sign_in.mailer)
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
                 await create_customer(c)
@@ -197,3 +201,120 @@ async def test_wrong_codes_for_known_and_unknown_addresses_take_the_same_time(
         f" unknown {statistics.median(unknown):.2f} ms, gap {gap:.2f} ms"
     )
     assert abs(gap) < max(3.0, 0.3 * statistics.median(unknown))
+
+
+def _from(ip: str) -> dict[str, str]:
+    """A request relayed by the trusted proxy (127.0.0.1) for the client `ip`."""
+    return {"X-Forwarded-For": ip}
+
+
+async def ask_code_from(client, mailbox, ip: str, email: str = EMAIL) -> str | None:
+    before = len(mailbox.messages)
+    response = await client.post(EMAIL_CODE, json={"email": email}, headers=_from(ip))
+    assert (response.status_code, response.json()) == (202, SENT)
+    if len(mailbox.messages) == before:
+        return None
+    match = CODE.search(mailbox.body())
+    assert match
+    return match.group(1)
+
+
+async def redeem_from(client, code: str, ip: str, email: str = EMAIL) -> httpx.Response:
+    data = {"grant_type": "urn:jambo:email-code", "email": email, "code": code}
+    return await client.post("/api/auth/token", data=data, headers=_from(ip))
+
+
+async def test_a_stranger_cannot_lock_the_owner_out(client, mailbox) -> None:
+    """The issue's attack: 2 code requests and 10 wrong codes from a stranger's address; the
+    owner, elsewhere, asks for a code and signs in at once."""
+    await create_customer(client)
+    stranger = "203.0.113.9"
+    for _ in range(2):
+        assert await ask_code_from(client, mailbox, stranger)
+    for _ in range(10):
+        assert (await redeem_from(client, "000000", stranger)).status_code == 400
+    owner = "198.51.100.7"
+    code = await ask_code_from(client, mailbox, owner)
+    assert code is not None
+    assert (await redeem_from(client, code, owner)).status_code == 200
+    # The stranger, from their address, is refused even the right code (answered alike).
+    fresh = await ask_code_from(client, mailbox, owner)
+    assert fresh is not None
+    refused = await redeem_from(client, fresh, stranger)
+    assert (refused.status_code, refused.json()) == (400, INVALID_GRANT)
+
+
+async def test_a_stranger_cannot_use_up_the_owners_codes(client, mailbox, db) -> None:
+    await create_customer(client)
+    owner = "198.51.100.7"
+    code = await ask_code_from(client, mailbox, owner)
+    stranger = "203.0.113.9"
+    mailed = [await ask_code_from(client, mailbox, stranger) for _ in range(6)]
+    assert [c is not None for c in mailed] == [True] * 5 + [False]  # 5 an hour per client
+    again = await ask_code_from(client, mailbox, owner)
+    assert again is not None  # the owner's own quota is untouched
+    assert (await redeem_from(client, again, owner)).status_code == 200
+    assert code is not None
+
+
+async def test_five_wrong_tries_at_one_code_from_one_client_retire_it_for_that_client(
+    client, mailbox
+) -> None:
+    await create_customer(client)
+    code = await ask_code_from(client, mailbox, "192.0.2.1")
+    assert code is not None
+    for _ in range(5):
+        assert (await redeem_from(client, wrong_for(code), "192.0.2.2")).status_code == 400
+    assert (await redeem_from(client, code, "192.0.2.2")).status_code == 400
+    assert (await redeem_from(client, code, "192.0.2.1")).status_code == 200
+
+
+async def test_an_address_takes_at_most_100_wrong_codes_an_hour(
+    client, mailbox, db, caplog
+) -> None:
+    await create_customer(client)
+    code = await ask_code_from(client, mailbox, "198.51.100.7")
+    assert code is not None
+    for n in range(10):
+        for _ in range(10):
+            assert (await redeem_from(client, wrong_for(code), f"203.0.113.{n}")).status_code == 400
+    assert "sign_in_ceiling" in [getattr(r, "event", "") for r in caplog.records]
+    # Past the ceiling the address is refused to everyone for the rest of the hour.
+    refused = await redeem_from(client, code, "198.51.100.7")
+    assert (refused.status_code, refused.json()) == (400, INVALID_GRANT)
+    until = await db.fetchval("SELECT locked_until - now() FROM sign_in_limits WHERE client = '*'")
+    assert 3000 < until.total_seconds() <= 3600
+
+
+async def test_an_address_is_mailed_at_most_30_codes_an_hour(client, mailbox) -> None:
+    await create_customer(client)
+    mailed = 0
+    for n in range(7):
+        for _ in range(5):
+            if await ask_code_from(client, mailbox, f"203.0.113.{n}"):
+                mailed += 1
+    assert mailed == 30
+
+
+async def test_one_normal_form_for_addresses_on_every_path(client, mailbox) -> None:
+    """`İx@…` and `i̇x@…` are one address (NFKC, then case-folded): the same answer for
+    sign-in, uniqueness and look-up; so are `straße@…` and `STRASSE@…`."""
+    dotted = "i\u0307x@example.org"
+    await create_customer(client, email=dotted)
+    clash = await client.post(
+        "/api/customers", json={**JAMBO_CUSTOMER, "email": "\u0130x@example.org"}, headers=STAFF
+    )
+    assert clash.status_code == 409
+    code = await ask_code(client, mailbox, "\u0130x@example.org")
+    assert (await redeem(client, code, "\u0130X@EXAMPLE.ORG")).status_code == 200
+    await create_customer(client, email="stra\u00dfe@example.org")
+    v1 = await client.post(
+        "/api/v1/customers",
+        json={"firstName": "A", "lastName": "B", "email": "STRASSE@example.org"},
+        headers=STAFF,
+    )
+    assert v1.status_code == 409
+    fullwidth = {**JAMBO_CUSTOMER, "email": "\uff21aron97@example.org"}  # a full-width A
+    assert (await client.post("/api/customers", json=fullwidth, headers=STAFF)).status_code == 201
+    plain = {**JAMBO_CUSTOMER, "email": "aaron97@example.org"}
+    assert (await client.post("/api/customers", json=plain, headers=STAFF)).status_code == 409

@@ -983,10 +983,10 @@ async def test_list_paging_edges(client: httpx.AsyncClient, people: list[dict[st
             ],
         ),
         ("firstName=A%00B", ["'firstName' must not contain control characters"]),
-        ("address.city=" + "x" * 201, ["'address.city' must be at most 200 characters"]),
+        ("address.city=" + "x" * 101, ["'address.city' must be at most 100 characters"]),
         (
-            "address.postCode=" + ",".join(str(i) for i in range(51)),
-            ["'address.postCode' must list at most 50 values"],
+            "address.postCode=" + ",".join(str(i) for i in range(21)),
+            ["'address.postCode' must list at most 20 values"],
         ),
         (
             "pageNo=x&pageSize=0&sortBy=nope",

@@ -40,18 +40,19 @@ class EmailCode(Base):
         DateTime(timezone=True), server_default=func.now()
     )
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
     used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class SignInLimit(Base):
-    """Per-customer times of recent wrong code guesses and mailed codes (across codes)."""
+    """Times of recent wrong code guesses and mailed codes, per (customer, client IP) and per
+    customer across clients (client `*`); see app/auth/limits.py."""
 
     __tablename__ = "sign_in_limits"
 
     customer_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True
     )
+    client: Mapped[str] = mapped_column(String(45), primary_key=True)
     wrong_guesses: Mapped[list[dt.datetime]] = mapped_column(
         ARRAY(DateTime(timezone=True)), server_default="{}"
     )
@@ -59,6 +60,24 @@ class SignInLimit(Base):
     codes_mailed: Mapped[list[dt.datetime]] = mapped_column(
         ARRAY(DateTime(timezone=True)), server_default="{}"
     )
+
+
+class AddressChange(Base):
+    """A customer's new sign-in address, pending until the code mailed to it is entered."""
+
+    __tablename__ = "address_changes"
+
+    customer_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True
+    )
+    new_email: Mapped[str] = mapped_column(String(254))
+    # Only when the address was free when asked for (no code is mailed to a taken one).
+    code_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
 
 class ServerKey(Base):

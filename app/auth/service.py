@@ -1,38 +1,29 @@
-"""Issuing tokens: client credentials for staff, e-mailed one-time codes for customers."""
+"""Staff API clients and the client-credentials grant; the token answer every grant gives."""
 
 import asyncio
-import datetime as dt
 import hashlib
 import hmac
 import logging
 import secrets
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-from sqlalchemy import insert, select, text, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import insert, select, update
 
-from app.auth import limits
-from app.auth.models import ApiClient, EmailCode
-from app.auth.server_keys import CLIENT_SECRETS, EMAIL_CODES, ServerKeys
+from app.auth.models import ApiClient
+from app.auth.server_keys import CLIENT_SECRETS, ServerKeys
 from app.auth.tokens import STAFF_SCOPES, mint_token
 from app.config import Settings
-from app.customers import repository as customers
 from app.db.base import table_of
 from app.db.database import Database
-from app.errors import DomainError, Unavailable
-from app.ids import render_ulid
-from app.mail import Mailer
+from app.errors import DomainError
 
 log = logging.getLogger("jambo.auth")
 CLIENTS = table_of(ApiClient)
-CODES = table_of(EmailCode)
 _PBKDF2_ROUNDS = 120_000
 _KEYED = "hmac-sha256$"
 # Hashes from before keyed hashing are PBKDF2 (~0.1 s of CPU): checked off the event loop, on
 # a thread of their own so that a flood of wrong secrets cannot take every core.
 _LEGACY_CHECKS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pbkdf2")
-MAIL_RETRY_PAUSE_SECONDS = 0.5
 
 
 class GrantError(DomainError):
@@ -42,6 +33,17 @@ class GrantError(DomainError):
         super().__init__(error)
         self.error = error
         self.description = description
+
+
+def issue_token(settings: Settings, sub: str, role: str, scopes: list[str]) -> dict[str, object]:
+    """An RFC 6749 access-token answer for `sub`."""
+    ttl = settings.access_token_ttl_seconds
+    return {
+        "access_token": mint_token(settings, sub, role, scopes, ttl),
+        "token_type": "bearer",
+        "expires_in": ttl,
+        "scope": " ".join(scopes),
+    }
 
 
 def hash_secret(secret: str, salt: bytes | None = None) -> str:
@@ -84,24 +86,10 @@ async def check_secret(key: bytes, secret: str, stored: str) -> bool:
 class AuthService:
     """Registers API clients and exchanges credentials for access tokens."""
 
-    def __init__(self, db: Database, settings: Settings, mailer: Mailer) -> None:
+    def __init__(self, db: Database, settings: Settings, keys: ServerKeys) -> None:
         self.db = db
         self.settings = settings
-        self.mailer = mailer
-        self.keys = ServerKeys(db)
-
-    async def _code_hash(self, code: str) -> bytes:
-        key = await self.keys.get(EMAIL_CODES)
-        return hmac.new(key, code.encode("utf-8", "surrogatepass"), hashlib.sha256).digest()
-
-    def _token(self, sub: str, role: str, scopes: list[str]) -> dict[str, object]:
-        ttl = self.settings.access_token_ttl_seconds
-        return {
-            "access_token": mint_token(self.settings, sub, role, scopes, ttl),
-            "token_type": "bearer",
-            "expires_in": ttl,
-            "scope": " ".join(scopes),
-        }
+        self.keys = keys
 
     async def create_client(self, name: str, scopes: list[str]) -> tuple[str, str]:
         """Register a client; returns (client_id, secret): the secret is shown only once."""
@@ -179,144 +167,4 @@ class AuthService:
             if set(wanted) - set(granted):
                 raise GrantError("invalid_scope")
             granted = wanted
-        return self._token(client_id, "staff", granted)
-
-    async def issue_email_code(self, email: str) -> tuple[str, str] | None:
-        """Store a fresh one-time code for the address's customer: (address, code), else None."""
-        email = email.strip()
-        if not _storable(email, 254):
-            return None
-        code = f"{secrets.randbelow(1_000_000):06d}"
-        code_hash = await self._code_hash(code)
-        ttl = dt.timedelta(minutes=self.settings.email_code_ttl_minutes)
-        async with self.db.transaction() as conn:
-            record = await customers.find_by_email(conn, email)
-            if record is None:
-                return None
-            held = await limits.lock(conn, record.id)
-            if not await limits.take_mail_turn(
-                conn, held, self.settings.sign_in_max_codes_per_hour
-            ):
-                return None  # this hour's codes are used up: the live code stays as it is
-            await self._supersede(conn, record.id)
-            await conn.execute(
-                insert(CODES).values(
-                    customer_id=record.id,
-                    code_hash=code_hash,
-                    expires_at=dt.datetime.now(dt.UTC) + ttl,
-                )
-            )
-        return record.email or email, code
-
-    async def mail_email_code(self, to: str, code: str) -> None:
-        """Mail an issued code, trying twice; a failure is logged, not raised (the caller has
-        answered). No database connection is held meanwhile."""
-        for attempt in (1, 2):
-            try:
-                await self.mailer.send(
-                    to,
-                    "Your Jambo sign-in code",
-                    f"Your sign-in code is {code}.\n\nIt expires in "
-                    f"{self.settings.email_code_ttl_minutes} minutes and works once.\n",
-                )
-                return
-            except Unavailable:
-                if attempt == 1:
-                    await asyncio.sleep(MAIL_RETRY_PAUSE_SECONDS)
-        log.warning("sign-in code not delivered: the mail server is unavailable")
-
-    async def send_email_code(self, email: str) -> None:
-        """Issue and mail a code if the address is a customer's (and its hourly quota allows);
-        nothing otherwise. Runs after the answer has gone out: failures are only logged."""
-        try:
-            issued = await self.issue_email_code(email)
-        except Unavailable:
-            log.warning("sign-in code not issued: the database is unavailable")
-            return
-        except Exception:  # noqa: BLE001 - after the reply nobody else would see it
-            log.exception("sign-in code not issued")
-            return
-        if issued is not None:
-            await self.mail_email_code(*issued)
-
-    async def _supersede(self, conn: AsyncConnection, customer_id: object) -> None:
-        await conn.execute(
-            update(CODES)
-            .where(CODES.c.customer_id == customer_id, CODES.c.used_at.is_(None))
-            .values(used_at=dt.datetime.now(dt.UTC))
-        )
-
-    async def _as_if_wrong_guess(self, conn: AsyncConnection, now: dt.datetime) -> None:
-        """The round trips of a wrong guess at a known address, touching nothing: an unknown
-        address must not answer sooner (that would tell who is a customer)."""
-        nobody = uuid.UUID(int=0)
-        await conn.execute(
-            select(limits.LIMITS.c.customer_id)
-            .where(limits.LIMITS.c.customer_id == nobody)
-            .with_for_update()
-        )
-        await conn.execute(
-            select(CODES)
-            .where(
-                CODES.c.customer_id == nobody, CODES.c.used_at.is_(None), CODES.c.expires_at > now
-            )
-            .order_by(CODES.c.id.desc())
-            .limit(1)
-            .with_for_update()
-        )
-        await conn.execute(
-            update(CODES).where(CODES.c.id == 0).values(attempts=CODES.c.attempts + 1)
-        )
-        await conn.execute(
-            update(limits.LIMITS)
-            .where(limits.LIMITS.c.customer_id == nobody)
-            .values(locked_until=now)
-        )
-
-    async def redeem_email_code(self, email: str, code: str) -> dict[str, object]:
-        """A customer token for a live, matching code; wrong tries count towards a lockout."""
-        email = email.strip()
-        if not _storable(email, 254):
-            raise GrantError("invalid_grant")
-        now = dt.datetime.now(dt.UTC)
-        code_hash = await self._code_hash(code.strip())
-        async with self.db.transaction() as conn:
-            # A wrong guess would otherwise wait for its commit to reach the disk, which an
-            # unknown address (nothing written) never does: a crash loses at most a fraction
-            # of a second of counted guesses, far less than the timing would give away.
-            await conn.execute(text("SET LOCAL synchronous_commit = off"))
-            record = await customers.find_by_email(conn, email)
-            if record is None:
-                await self._as_if_wrong_guess(conn, now)
-                raise GrantError("invalid_grant")
-            # Serialises this address's attempts; a locked address is refused like a wrong code.
-            held = await limits.lock(conn, record.id)
-            if held.locked:
-                raise GrantError("invalid_grant")
-            row = (
-                await conn.execute(
-                    select(CODES)
-                    .where(
-                        CODES.c.customer_id == record.id,
-                        CODES.c.used_at.is_(None),
-                        CODES.c.expires_at > now,
-                    )
-                    .order_by(CODES.c.id.desc())
-                    .limit(1)
-                    .with_for_update()
-                )
-            ).first()
-            if row is None or row.attempts >= self.settings.email_code_max_attempts:
-                raise GrantError("invalid_grant")
-            if not hmac.compare_digest(row.code_hash, code_hash):
-                await conn.execute(
-                    update(CODES).where(CODES.c.id == row.id).values(attempts=CODES.c.attempts + 1)
-                )
-                await limits.count_wrong_guess(
-                    conn, held, self.settings.sign_in_max_wrong_guesses_per_hour
-                )
-                wrong = GrantError("invalid_grant")
-            else:
-                await conn.execute(update(CODES).where(CODES.c.id == row.id).values(used_at=now))
-                return self._token(render_ulid(record.id), "customer", [])
-        raise wrong
+        return issue_token(self.settings, client_id, "staff", granted)

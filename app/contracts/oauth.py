@@ -9,6 +9,7 @@ from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, StrictStr
 
+from app.auth.limits import client_of
 from app.auth.service import AuthService, GrantError
 from app.contracts.deps import services
 from app.contracts.http import JSON
@@ -145,7 +146,10 @@ async def token(request: Request) -> Response:
         elif grant == EMAIL_CODE_GRANT:
             if not fields.get("email") or not fields.get("code"):
                 raise GrantError("invalid_request", "email and code are required.")
-            result = await service.redeem_email_code(fields["email"], fields["code"])
+            client = request.client.host if request.client else None
+            result = await services(request).sign_in.redeem(
+                fields["email"], fields["code"], client_of(client)
+            )
         else:
             raise GrantError("unsupported_grant_type")
     except GrantError as err:
@@ -171,5 +175,6 @@ async def email_code(body: EmailCodeIn, request: Request, background: Background
     # Answered before anything is looked up: the lookup, the code and the mail happen after
     # the reply, so a known address takes no longer to answer than an unknown one (and a
     # database or mail outage changes nothing in the answer).
-    background.add_task(_service(request).send_email_code, body.email)
+    client = client_of(request.client.host if request.client else None)
+    background.add_task(services(request).sign_in.send, body.email, client)
     return JSON({"detail": "If the address is known, a code has been sent."}, status_code=202)

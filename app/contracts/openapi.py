@@ -47,6 +47,7 @@ OPERATION_IDS: dict[tuple[str, str], str] = {
     ("get", "/api/v3/customer/export/"): "v3_export_customer",
     ("get", "/api/v3/customer/update/"): "v3_get_update_form",
     ("post", "/api/v3/customer/update/"): "v3_post_update_form",
+    ("post", "/api/v3/customer/email/confirm/"): "v3_confirm_address",
     ("get", "/api/v3/customer/language/"): "v3_get_language",
     ("post", "/api/v3/customer/language/"): "v3_set_language",
     ("post", "/api/auth/token"): "auth_token",

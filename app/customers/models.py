@@ -3,7 +3,7 @@
 import datetime as dt
 import uuid
 
-from sqlalchemy import Date, DateTime, Index, Integer, String, func, text
+from sqlalchemy import Date, DateTime, Index, Integer, String, Text, func, text
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -20,6 +20,9 @@ class Customer(Base):
     middle_name: Mapped[str | None] = mapped_column(String(100))
     last_name: Mapped[str] = mapped_column(String(100))
     email: Mapped[str | None] = mapped_column(String(254))
+    # The address in the form addresses are compared in (validation.address_key): unique.
+    # NULL for a row that lost its address to an older customer in migration 0009.
+    email_key: Mapped[str | None] = mapped_column(Text)
     phone_number: Mapped[str | None] = mapped_column(String(20))
     nationality: Mapped[str | None] = mapped_column(String(2))
     dob: Mapped[dt.date | None] = mapped_column(Date)
@@ -41,10 +44,10 @@ class Customer(Base):
     )
     version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
 
-    # Every index the migrations create (0001, 0002, 0004), so that autogenerate proposes
+    # Every index the migrations create (0001, 0002, 0004, 0009), so that autogenerate proposes
     # no drops; the trigram indexes exist only where pg_trgm does (see migrations/env.py).
     __table_args__ = (
-        Index("uq_customers_lower_email", func.lower(email), unique=True),
+        Index("uq_customers_email_key", email_key, unique=True),
         Index(
             "ix_customers_lower_first_name",
             func.lower(first_name),

@@ -69,6 +69,14 @@ class Page:
 
 _SUBSTRING_FIELDS = ("address_line1", "address_line2", "address_city")
 
+# The longest value each filterable field can hold: a filter value longer than that matches
+# nothing, and would only cost the database (a parameter in a cached generic plan is folded
+# per row).
+FILTER_MAX_LENGTH: dict[str, int] = {
+    name: int(T.c[name].type.length)  # type: ignore[attr-defined]
+    for name in ("first_name", "last_name", *_SUBSTRING_FIELDS, "address_post_code")
+}
+
 
 def parameters(f: CustomerFilter) -> dict[str, object]:
     """The filter's values by parameter name; the sorted names alone fix the SQL's shape."""

@@ -2,17 +2,20 @@
 
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import audit
+from app.auth.address_change import AddressChanges
 from app.config import Settings
 from app.customers import repository as repo
 from app.customers import search
 from app.customers.rules import clean_changes
 from app.customers.schemas import CustomerRecord
 from app.customers.search import CustomerFilter, Page, SortKey
+from app.customers.validation import address_key
 from app.db.database import Database
 from app.errors import NotFound, PreconditionFailed, Unauthenticated
 from app.ids import new_id, parse_ulid
@@ -32,12 +35,21 @@ async def erase(
     return True
 
 
+@dataclass(frozen=True, slots=True)
+class OwnUpdate:
+    """A customer's own change as saved, and the sign-in address left pending, if any."""
+
+    record: CustomerRecord
+    pending_email: str | None
+
+
 class CustomerService:
     """Create, read, change and delete customers in one store."""
 
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings, addresses: AddressChanges) -> None:
         self.db = db
         self.settings = settings
+        self.addresses = addresses
 
     async def get(self, customer_id: uuid.UUID) -> CustomerRecord:
         """One customer, or NotFound."""
@@ -71,15 +83,48 @@ class CustomerService:
         *,
         actor: str,
     ) -> CustomerRecord:
-        """Validate and apply changes; a stale expected version raises PreconditionFailed."""
+        """Validate and apply changes (staff: a new e-mail address takes effect at once, and the
+        old address is told); a stale expected version raises PreconditionFailed."""
         values = clean_changes(raw, self.settings)
+        updated = await self._apply(customer_id, values, actor, expected_version)
+        if "email" in values:
+            await self.addresses.staff_changed(updated.previous_email, updated.record)
+        return updated.record
+
+    async def update_own(
+        self, customer: CustomerRecord, raw: Mapping[str, Any], *, actor: str
+    ) -> OwnUpdate:
+        """A customer's change of their own record: every field at once but a new sign-in
+        address, which waits for the code mailed to it (see app/auth/address_change.py)."""
+        values = clean_changes(raw, self.settings)
+        new_email = values.get("email")
+        moving = new_email is not None and address_key(new_email) != address_key(
+            customer.email or ""
+        )
+        if moving:
+            values.pop("email")  # written only once confirmed
+        record = customer
+        if values:
+            record = (await self._apply(customer.id, values, actor)).record
+        if moving:
+            assert new_email is not None
+            await self.addresses.request(record, new_email)
+        return OwnUpdate(record, await self.addresses.pending(customer.id))
+
+    async def _apply(
+        self,
+        customer_id: uuid.UUID,
+        values: dict[str, Any],
+        actor: str,
+        expected_version: int | None = None,
+    ) -> repo.Updated:
         async with self.db.transaction() as conn:
-            record = await repo.update_one(conn, customer_id, values, actor, expected_version)
-            if record is None:
+            updated = await repo.update_one(conn, customer_id, values, actor, expected_version)
+            if updated is None:
                 if expected_version is not None and await repo.exists(conn, customer_id):
                     raise PreconditionFailed("The customer was changed by someone else.")
                 raise NotFound("Customer not found.")
-            return record
+            return updated
 
     async def delete(
         self, customer_id: uuid.UUID, actor: str, expected_version: int | None = None

@@ -48,6 +48,18 @@ def normalize_email(value: str) -> str:
         raise FieldError("Enter a valid email address.", "invalid_email") from exc
 
 
+def address_key(value: str) -> str:
+    """An e-mail address in the one form addresses are compared in everywhere (sign-in,
+    uniqueness, look-up): the checked address (or the text as given, if it is none), in
+    Unicode NFKC, then case-folded. Done here, never by PostgreSQL's lower(): the two fold
+    case differently (`İx@…` and `i̇x@…` must get the same answer on every path)."""
+    try:
+        text = normalize_email(value.strip())
+    except FieldError:
+        text = value.strip()
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
 def normalize_phone(value: str, region: str) -> str:
     """Parse a phone number (national numbers in `region`) and render it in E.164."""
     candidates = [value]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import uuid
-from dataclasses import asdict
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,6 +26,7 @@ EXAMPLE: dict[str, Any] = {
         "middle_name": "Alexander",
         "last_name": "Norris",
         "email": "aaron97@example.org",
+        "email_key": "aaron97@example.org",
         "phone_number": "+254712345678",
         "nationality": "LS",
         "dob": "1912-09-06",
@@ -162,18 +162,21 @@ class ExportService:
     async def export(self, customer_id: uuid.UUID) -> dict[str, Any]:
         """The export document, or NotFound."""
         async with self.db.transaction() as conn:
-            record = await customers.get(conn, customer_id)
+            record = await customers.stored_fields(conn, customer_id)
             if record is None:
                 raise NotFound("Customer not found.")
             members = await loyalty.for_customer(conn, customer_id)
             lines = await audit.trail(
                 conn,
-                {"customer": [record.ulid], "loyalty_member": [str(m["id"]) for m in members]},
+                {
+                    "customer": [render_ulid(customer_id)],
+                    "loyalty_member": [str(m["id"]) for m in members],
+                },
             )
             answers = await answers_about(conn, customer_id)
         return {
             "exported_at": dt.datetime.now(dt.UTC).isoformat(),
-            "customer": {k: _plain(v) for k, v in asdict(record).items()},
+            "customer": {k: _plain(v) for k, v in record.items()},
             "loyalty_memberships": [{k: _plain(v) for k, v in m.items()} for m in members],
             "audit_trail": [
                 {

@@ -128,12 +128,19 @@ async def list_customers(
     response_model=CustomerEnvelope,
     responses={**ERRORS, 409: {"model": MessageEnvelope, "description": "Email already used"}},
     summary="Edit the calling customer's own record",
+    description="A new `email` becomes the sign-in address only once the code mailed to it "
+    "is entered (`POST /api/v3/customer/email/confirm/`); until then the answer shows the "
+    "current one, and the old address is told of the change. Whether the new address is "
+    "already registered is never answered.",
 )
 async def update_self(
     body: CustomerIn, customers: CustomersDep, principal: CustomerPrincipal
 ) -> Response:
     own = await customers.for_token(principal.sub)
-    return ok(present(await customers.update(own.id, changes_of(body), actor=principal.actor)))
+    # A new e-mail address is pending until the code mailed to it is entered (POST
+    # /api/v3/customer/email/confirm/): the answer shows the address still in force.
+    saved = await customers.update_own(own, changes_of(body), actor=principal.actor)
+    return ok(present(saved.record))
 
 
 @router.get(

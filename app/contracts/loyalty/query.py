@@ -1,8 +1,8 @@
 """The loyalty register's list query: search, the is_male filter and ordering, parsed as
 DRF's filters read them, and the patterns that document them in the OpenAPI."""
 
-from app.errors import Invalid
-from app.loyalty.schemas import NUL_MSG, ORDERING_FIELDS, words_pattern
+from app.errors import Invalid, Message
+from app.loyalty.schemas import MAX_LENGTH, NUL_MSG, ORDERING_FIELDS, words_pattern
 
 ORDERING_MSG = (
     'Unknown ordering field "{}": use cardno, client_name, client_birthday or identifier, '
@@ -10,10 +10,18 @@ ORDERING_MSG = (
 )
 
 
+# A term longer than any field it searches (client_name, cardno) matches nothing: refused
+# before it costs the database a pass over every member.
+SEARCH_MAX = max(MAX_LENGTH["client_name"], MAX_LENGTH["cardno"])
+
+
 def parse_search(value: str | None) -> str | None:
     """The `search` term (None when empty)."""
     if value and "\x00" in value:
         raise Invalid({"search": [NUL_MSG]})
+    if value and len(value) > SEARCH_MAX:
+        message = f"Ensure this field has no more than {SEARCH_MAX} characters."
+        raise Invalid({"search": [Message(message, "too_long", max_length=SEARCH_MAX)]})
     return value or None
 
 

@@ -43,6 +43,7 @@ from app.contracts.loyalty.options import metadata
 from app.contracts.loyalty.query import (
     IS_MALE_PATTERN,
     ORDERING_PATTERN,
+    SEARCH_MAX,
     SEARCH_PATTERN,
     parse_is_male,
     parse_ordering,
@@ -104,7 +105,11 @@ async def list_members(
     ] = None,
     search: Annotated[
         str | None,
-        documented_query("Substring of client_name or cardno (any case)", pattern=SEARCH_PATTERN),
+        documented_query(
+            "Substring of client_name or cardno (any case)",
+            pattern=SEARCH_PATTERN,
+            maxLength=SEARCH_MAX,
+        ),
     ] = None,
     ordering: Annotated[
         str | None,

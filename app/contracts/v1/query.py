@@ -4,9 +4,9 @@ import datetime as dt
 import re
 from typing import Any
 
-from app.customers.search import SortKey
+from app.customers.search import FILTER_MAX_LENGTH, SortKey
 from app.customers.validation import clean_text
-from app.errors import FieldError
+from app.errors import FieldError, Message
 
 # Sortable v1 names → search sort keys.
 SORTABLE = {
@@ -20,7 +20,17 @@ SORTABLE = {
     "address.city": "address_city",
     "address.postCode": "address_post_code",
 }
-FILTER_MAX, FILTER_MAX_VALUES = 200, 50
+# Filters are bounded by what can match: each value by the longest stored value of its field,
+# a list by FILTER_MAX_VALUES values, all filters together by FILTERS_MAX_CHARACTERS.
+FILTER_FIELDS = {
+    "firstName": "first_name",
+    "lastName": "last_name",
+    "address.streetLine1": "address_line1",
+    "address.streetLine2": "address_line2",
+    "address.city": "address_city",
+    "address.postCode": "address_post_code",
+}
+FILTER_MAX_VALUES, FILTERS_MAX_CHARACTERS = 20, 2000
 PAGE_SIZE, MAX_PAGE_SIZE = 100, 1000
 # A page past the end is an empty page, however far (SPEC), up to what a JSON integer
 # holds; more digits than this are junk.
@@ -47,8 +57,9 @@ def unknown_parameters(errors: dict[str, list[str]], names: list[str]) -> None:
 
 
 def filter_text(errors: dict[str, list[str]], name: str, value: str | None) -> str | None:
+    """One filter value, at most as long as its field's longest stored value."""
     try:
-        return clean_text(value, max_length=FILTER_MAX)
+        return clean_text(value, max_length=FILTER_MAX_LENGTH[FILTER_FIELDS[name]])
     except FieldError as exc:
         errors[name] = [exc.message]
         return None
@@ -58,10 +69,23 @@ def filter_list(errors: dict[str, list[str]], name: str, value: str | None) -> t
     """A comma-separated list (any of them matches); blank items are dropped."""
     if value is None:
         return ()
-    items = [filter_text(errors, name, part) for part in value.split(",")]
-    if len(items) > FILTER_MAX_VALUES:
-        errors[name] = [f"must list at most {FILTER_MAX_VALUES} values"]
+    parts = value.split(",")
+    if len(parts) > FILTER_MAX_VALUES:
+        errors[name] = [Message(f"must list at most {FILTER_MAX_VALUES} values", "too_many")]
+        return ()
+    items = [filter_text(errors, name, part) for part in parts]
     return tuple(dict.fromkeys(i for i in items if i))
+
+
+def filters_length(errors: dict[str, list[str]], values: dict[str, str | None]) -> None:
+    """All filters together are at most FILTERS_MAX_CHARACTERS long."""
+    total = sum(len(v) for v in values.values() if v)
+    if total > FILTERS_MAX_CHARACTERS:
+        errors["filters"] = [
+            Message(
+                f"are {total} characters in all; at most {FILTERS_MAX_CHARACTERS}", "too_long_all"
+            )
+        ]
 
 
 def timestamp(errors: dict[str, list[str]], value: str | None) -> dt.datetime | None:

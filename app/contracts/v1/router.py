@@ -21,6 +21,7 @@ from app.contracts.v1.query import (
     PAGE_SIZE,
     filter_list,
     filter_text,
+    filters_length,
     page_number,
     sort,
     timestamp,
@@ -155,6 +156,11 @@ async def list_customers(request: Request, _: StaffCustomersRead) -> Response:
         errors["pageNo"] = ["must be a whole number, 0 or more"]
     if size is None or not 1 <= size <= MAX_PAGE_SIZE:
         errors["pageSize"] = [f"must be a whole number between 1 and {MAX_PAGE_SIZE}"]
+    filters_length(
+        errors,
+        {"firstName": first_name, "lastName": last_name, "line1": line1, "line2": line2}
+        | {"city": city, "postCode": post_code},
+    )
     criteria = search.CustomerFilter(
         first_name=filter_text(errors, "firstName", first_name),
         last_name=filter_text(errors, "lastName", last_name),

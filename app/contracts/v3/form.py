@@ -100,8 +100,10 @@ def render(
     current: Mapping[str, Any],
     languages: Sequence[str],
     errors: Mapping[str, list[str]] | None = None,
+    pending_email: str | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """The form object: one entry per field, keyed by v3 name, in display order."""
+    """The form object: one entry per field, keyed by v3 name, in display order (the e-mail
+    entry names the address waiting for its confirmation code, if one is)."""
     errors = errors or {}
     form: dict[str, dict[str, Any]] = {}
     for f in FIELDS:
@@ -113,6 +115,8 @@ def render(
             entry["choices"] = options
         entry["value"] = current.get(f.name)
         entry["errors"] = list(errors.get(f.name, ()))
+        if f.name == "email" and pending_email:
+            entry["pending"] = pending_email
         form[f.name] = entry
     return form
 

@@ -75,6 +75,11 @@ class FormField(BaseModel):
     choices: list[Choice] | None = Field(None, description="Only on choice fields")
     value: Any = Field(description="Current value (or the submitted one when has_errors)")
     errors: list[str]
+    pending: str | None = Field(
+        None,
+        description="Only on `email`, while a new address waits for the code mailed to it "
+        "(POST /api/v3/customer/email/confirm/)",
+    )
 
 
 def _example_form() -> dict[str, Any]:
@@ -152,10 +157,12 @@ def _form_response(
     current: dict[str, Any] | None = None,
     errors: dict[str, list[str]] | None = None,
     unknown: list[str] | None = None,
+    pending: str | None = None,
 ) -> Response:
+    shown = current or form.values(record)
     body: dict[str, Any] = {
         "customer_id": record.ulid,
-        "form": form.render(current or form.values(record), settings.supported_languages, errors),
+        "form": form.render(shown, settings.supported_languages, errors, pending),
         "has_errors": bool(errors or unknown),
     }
     if unknown:
@@ -179,8 +186,11 @@ async def get_me(customer: CurrentCustomer) -> Response:
     responses={**ERRORS, **FORM_OK},
     summary="The update form with the current values",
 )
-async def get_form(customer: CurrentCustomer, settings: SettingsDep) -> Response:
-    return _form_response(customer, settings)
+async def get_form(
+    customer: CurrentCustomer, customers: CustomersDep, settings: SettingsDep
+) -> Response:
+    pending = await customers.addresses.pending(customer.id)
+    return _form_response(customer, settings, pending=pending)
 
 
 @router.post(
@@ -213,7 +223,7 @@ async def post_form(
         return _form_response(customer, settings)
     try:
         actor = f"customer:{customer.ulid}"
-        record = await customers.update(customer.id, sub.changes, actor=actor)
+        saved = await customers.update_own(customer, sub.changes, actor=actor)
     except Invalid as exc:
         return _form_response(customer, settings, sub.echoed, form.errors_by_v3_name(exc.errors))
     except Conflict as exc:
@@ -223,7 +233,32 @@ async def post_form(
         return _form_response(customer, settings, sub.echoed, errors)
     except NotFound:
         raise Unauthenticated(NOT_AUTHENTICATED, invalid_token=True) from None
-    return _form_response(record, settings)
+    return _form_response(saved.record, settings, pending=saved.pending_email)
+
+
+class AddressCodeIn(BaseModel):
+    """The code mailed to the new sign-in address."""
+
+    model_config = ConfigDict(json_schema_extra={"example": {"code": "123456"}})
+    code: str = Field(max_length=20)
+
+
+@router.post(
+    "/api/v3/customer/email/confirm/",
+    response_model=CustomerV3,
+    responses={
+        **ERRORS,
+        400: {"model": V3Detail, "description": "Wrong or expired code (5 tries)"},
+        409: {"model": V3Detail, "description": "The address was registered meanwhile"},
+    },
+    summary="Confirm a new sign-in address with the code mailed to it",
+)
+async def confirm_address(
+    body: AddressCodeIn, customer: CurrentCustomer, customers: CustomersDep
+) -> Response:
+    actor = f"customer:{customer.ulid}"
+    record = await customers.addresses.confirm(customer.id, body.code, actor)
+    return JSON({"customer_id": record.ulid, **form.values(record)})
 
 
 @router.get(
