@@ -21,6 +21,7 @@ from app.loyalty.service import LoyaltyService
 from app.mail import make_mailer
 from app.privacy.deletion import DeletionService
 from app.privacy.export import ExportService
+from app.tracing import traced_mailer
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +50,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         pooled=settings.db_pgbouncer,
         replica=ReadReplica.configured(settings),
     )
-    mailer = make_mailer(settings)
+    mailer = traced_mailer(make_mailer(settings), settings)
     try:
         yield Services(
             settings=settings,
