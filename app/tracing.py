@@ -4,12 +4,13 @@ On when the environment names an exporter (`OTEL_TRACES_EXPORTER`, other than `n
 OTLP endpoint (`OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`), unless
 `OTEL_SDK_DISABLED=true`. Variables that only tune (`OTEL_SERVICE_NAME`, the sampler, the
 `OTEL_BSP_*` batch settings, `OTEL_RESOURCE_ATTRIBUTES`) switch nothing on: a platform sets
-those everywhere. Off, nothing of OpenTelemetry's is imported, no middleware is added and
-asyncpg is left untouched, so a request pays nothing. On, each worker process builds its own
-provider and batch processor (with its export thread) when `create_app` runs in it, and
-flushes them when its lifespan ends; the SDK reads everything else (sampler, batching,
-endpoint, headers, timeout, resource) from its own variables. A misconfiguration (an exporter
-or protocol this build lacks) is logged and the service runs untraced rather than not at all.
+those everywhere. Off, neither the SDK nor the exporter nor the instrumentation is imported,
+no middleware is added and asyncpg is left untouched, so a request pays nothing. On, each
+worker process builds its own provider and batch processor (with its export thread) when
+`create_app` runs in it, and flushes them when its lifespan ends; the SDK reads everything
+else (sampler, batching, endpoint, headers, timeout, resource) from its own variables. A
+misconfiguration (an exporter or protocol this build lacks) is logged and the service runs
+untraced rather than not at all.
 
 Spans come from the edges only, never from the services:
 - the request: `TracingMiddleware`, one server span named by method and route template.
