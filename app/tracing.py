@@ -195,7 +195,10 @@ def _build() -> tuple[Any, Any]:
     # Not made the global provider: FastAPI's own telemetry (recent versions) switches itself
     # on when one is set, and its server span records the path and the query string with
     # their values, and more spans per request. The provider is handed over instead.
-    AsyncPGInstrumentor(capture_parameters=False).instrument(tracer_provider=guarded)
+    # Statements are traced as parts of a request: one run outside any (the read replica's
+    # lag watcher, twice a second per worker) would be a trace of its own, noise.
+    statements = _GuardedProvider(provider, children_only=True)
+    AsyncPGInstrumentor(capture_parameters=False).instrument(tracer_provider=statements)
     log.info(
         "tracing on",
         extra={"exporters": [type(e).__name__ for e in exporters], "pid": os.getpid()},
@@ -260,21 +263,32 @@ class _GuardedProvider:
     """Hands out `_Guarded` tracers over the SDK's provider (to our code and to asyncpg's
     instrumentation alike; duck-typed, so that the API need not be imported with the module)."""
 
-    def __init__(self, provider: Any) -> None:
+    def __init__(self, provider: Any, children_only: bool = False) -> None:
         self._provider = provider
+        self._children_only = children_only
 
     def get_tracer(self, name: str, *args: Any, **kwargs: Any) -> _Guarded:
-        return _Guarded(self._provider.get_tracer(name, *args, **kwargs))
+        return _Guarded(self._provider.get_tracer(name, *args, **kwargs), self._children_only)
 
 
 class _Guarded:
     """A tracer whose spans start with the ALLOWED attribute keys only and record an
-    exception as its type: no event with its message and stack trace, no status text."""
+    exception as its type: no event with its message and stack trace, no status text. With
+    `children_only`, a span with no parent is not started (a non-recording one stands in)."""
 
-    def __init__(self, tracer: Any) -> None:
-        from opentelemetry.trace import SpanKind, StatusCode, use_span
+    def __init__(self, tracer: Any, children_only: bool = False) -> None:
+        from opentelemetry.trace import (
+            INVALID_SPAN,
+            SpanKind,
+            StatusCode,
+            get_current_span,
+            use_span,
+        )
 
         self._tracer = tracer
+        self._children_only = children_only
+        self._current = get_current_span
+        self._nothing = INVALID_SPAN
         self._internal = SpanKind.INTERNAL
         self._error = StatusCode.ERROR
         self._use_span = use_span
@@ -290,6 +304,8 @@ class _Guarded:
         record_exception: bool = True,
         set_status_on_exception: bool = True,
     ) -> Any:
+        if self._children_only and not self._current(context).get_span_context().is_valid:
+            return self._nothing
         if attributes:
             attributes = {k: v for k, v in attributes.items() if k in ALLOWED}
         return self._tracer.start_span(

@@ -340,3 +340,37 @@ async def test_the_server_span_never_holds_the_path_or_the_query() -> None:
         assert not span.events
         for value in [span.name, *map(str, (span.attributes or {}).values())]:
             assert EMAIL not in value and SEARCH not in value
+
+
+def test_statements_outside_a_request_make_no_trace_of_their_own() -> None:
+    """The asyncpg instrumentation's tracer starts spans only under a parent: a query the
+    replica's lag watcher runs between requests would otherwise be a one-span trace."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    ours = tracing._GuardedProvider(provider).get_tracer("jambo")
+    statements = tracing._GuardedProvider(provider, children_only=True).get_tracer("asyncpg")
+    with statements.start_as_current_span("SELECT") as alone:
+        assert not alone.is_recording()
+    with ours.start_as_current_span("GET /x"), statements.start_as_current_span("SELECT"):
+        pass
+    assert [s.name for s in exporter.get_finished_spans()] == ["SELECT", "GET /x"]
+
+
+@pytest.mark.parametrize(
+    ("environ", "exporters"),
+    [
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"}, ["OTLPSpanExporter"]),
+        ({"OTEL_TRACES_EXPORTER": "otlp,console"}, ["OTLPSpanExporter", "ConsoleSpanExporter"]),
+        ({"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}, []),
+        ({"OTEL_TRACES_EXPORTER": "zipkin"}, []),
+    ],
+)
+def test_the_exporters_named(environ: dict[str, str], exporters: list[str]) -> None:
+    """http/protobuf by default (the specification's default); what this build cannot export
+    to leaves tracing off, with a log line, rather than the service down."""
+    assert [type(e).__name__ for e in tracing._exporters(environ)] == exporters
