@@ -195,8 +195,9 @@ def _build() -> tuple[Any, Any]:
     # Not made the global provider: FastAPI's own telemetry (recent versions) switches itself
     # on when one is set, and its server span records the path and the query string with
     # their values, and more spans per request. The provider is handed over instead.
-    # Statements are traced as parts of a request: one run outside any (the read replica's
-    # lag watcher, twice a second per worker) would be a trace of its own, noise.
+    # Statements are traced as parts of a sampled request: one run outside any (the read
+    # replica's lag watcher, twice a second per worker) would be a trace of its own, noise,
+    # and under an unsampled request's span it would be built only to be dropped.
     statements = _GuardedProvider(provider, children_only=True)
     AsyncPGInstrumentor(capture_parameters=False).instrument(tracer_provider=statements)
     log.info(
@@ -274,7 +275,8 @@ class _GuardedProvider:
 class _Guarded:
     """A tracer whose spans start with the ALLOWED attribute keys only and record an
     exception as its type: no event with its message and stack trace, no status text. With
-    `children_only`, a span with no parent is not started (a non-recording one stands in)."""
+    `children_only`, a span is started only under a recorded parent (a request's span that
+    was sampled); otherwise a non-recording one stands in, at almost no cost."""
 
     def __init__(self, tracer: Any, children_only: bool = False) -> None:
         from opentelemetry.trace import (
@@ -304,7 +306,7 @@ class _Guarded:
         record_exception: bool = True,
         set_status_on_exception: bool = True,
     ) -> Any:
-        if self._children_only and not self._current(context).get_span_context().is_valid:
+        if self._children_only and not self._current(context).is_recording():
             return self._nothing
         if attributes:
             attributes = {k: v for k, v in attributes.items() if k in ALLOWED}

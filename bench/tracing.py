@@ -13,7 +13,10 @@ raw pool's page-and-count statement), and a create (SQLAlchemy Core, the audit l
 For each it reports the median CPU time of the process per request (the request's own path:
 spans started, attributes set, ended) and the CPU time of the whole measured block divided by
 its requests, with the exporter flushed inside the block (so the batch thread's encoding and
-POSTs are paid for too); medians over the rounds, and the ratio on/off.
+POSTs are paid for too); medians over the rounds, and the ratio on/off. With `--wrk SECONDS`
+it then also serves the by-id GET with `jambo serve` (one worker) under wrk, tracing off, on,
+and on with `parentbased_traceidratio` 0.1, three rounds in rotating order: req/s, p99 and
+the service's CPU µs per request.
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -156,11 +161,61 @@ def run_child(url: str, requests: int, traced: bool, endpoint: str) -> dict[str,
     return result
 
 
-async def main(requests: int, rounds: int) -> None:
+def served(url: str, rounds: int, seconds: int, endpoint: str) -> dict[str, list[Any]]:
+    """`jambo serve` (one worker) under wrk (the by-id GET, 32 connections), tracing off, on
+    (always_on) and on with a tenth of the traces sampled, in rotating order: req/s, p99 and
+    the service's CPU µs per request, per round."""
+    from bench.run import ensure_wrk, process, run_wrk, tree_cpu, wrk_script
+
+    ensure_wrk()
+    settings = Settings(jwt_secret=SECRET, _env_file=None)  # type: ignore[call-arg]
+    token = mint_token(settings, "bench", "staff", STAFF_SCOPES, 3600)
+
+    async def sample() -> list[str]:
+        conn = await asyncpg.connect(_plain(url))
+        try:
+            rows = await conn.fetch("SELECT id FROM customers ORDER BY random() LIMIT 2000")
+        finally:
+            await conn.close()
+        return [render_ulid(r["id"]) for r in rows]
+
+    paths = [f"/api/v1/customers/{u}" for u in asyncio.run(sample())]
+    script = wrk_script("GET", paths, [f"Bearer {token}"])
+    port = 8102
+    cmd = [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--no-migrate"]
+    base = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    base.update(DATABASE_URL=url, JWT_SECRET=SECRET, LOG_LEVEL="WARNING", RUN_MIGRATIONS="0")
+    log = Path(tempfile.mkdtemp(prefix="jambo-bench-tracing-")) / "service.log"
+    samplers = {"off": None, "always_on": "always_on", "ratio_0.1": "parentbased_traceidratio"}
+    results: dict[str, list[Any]] = {mode: [] for mode in samplers}
+    for r in range(rounds):
+        modes = list(samplers)
+        for mode in modes[r % len(modes) :] + modes[: r % len(modes)]:
+            env = dict(base)
+            sampler = samplers[mode]
+            if sampler is not None:
+                env.update(
+                    OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
+                    OTEL_TRACES_SAMPLER=sampler,
+                    OTEL_TRACES_SAMPLER_ARG="0.1",
+                    OTEL_SERVICE_NAME="jambo-bench",
+                )
+            with process(cmd, env, port, log) as proc:
+                run_wrk(port, script, 2, 32)  # warm-up, unmeasured
+                cpu = tree_cpu(proc)
+                result = run_wrk(port, script, seconds, 32)
+                result.cpu_us = (tree_cpu(proc) - cpu) / (result.rps * seconds) * 1e6
+            results[mode].append(result)
+        print(f"wrk round {r + 1}/{rounds} done", file=sys.stderr)
+    return results
+
+
+async def main(requests: int, rounds: int, wrk_seconds: int) -> None:
     base = os.environ.get("BENCH_DATABASE_URL") or embedded_database_url(".data", "postgres")
     url = await fresh_database(base)
     runs: dict[str, list[dict[str, Any]]] = {"off": [], "on": []}
     spans_per_run: list[int] = []
+    wrk: dict[str, list[Any]] = {}
     try:
         with Receiver(keep=False) as receiver:
             for r in range(rounds):
@@ -172,6 +227,8 @@ async def main(requests: int, rounds: int) -> None:
                     elif receiver.span_count != before:
                         raise SystemExit("a process without OTEL_* variables exported spans")
                 print(f"round {r + 1}/{rounds} done", file=sys.stderr)
+            if wrk_seconds:
+                wrk = await asyncio.to_thread(served, url, 3, wrk_seconds, receiver.endpoint)
     finally:
         conn = await asyncpg.connect(_plain(base))
         try:
@@ -196,6 +253,22 @@ async def main(requests: int, rounds: int) -> None:
     spans = statistics.median(spans_per_run)
     print(f"spans exported per traced process: {spans:.0f} ({spans / per_process:.2f} per request)")
     summary["spans_per_request"] = round(spans / per_process, 2)
+    if wrk_seconds:
+        print("jambo serve, 1 worker, wrk 32 connections, GET /api/v1/customers/{id}, medians:")
+        for mode in wrk:
+            rps = statistics.median(x.rps for x in wrk[mode])
+            p99 = statistics.median(x.p99_ms for x in wrk[mode])
+            cpu = statistics.median(x.cpu_us for x in wrk[mode])
+            errors = sum(x.errors for x in wrk[mode])
+            print(
+                f"  tracing {mode:<8} {rps:>7.0f} req/s  p99 {p99:>6.1f} ms  {cpu:>5.0f} CPU µs/req"
+                f"  ({errors} errors; rounds: {', '.join(f'{x.rps:.0f}' for x in wrk[mode])})"
+            )
+            summary[f"wrk_{mode}"] = {
+                "rps": round(rps),
+                "p99_ms": round(p99, 1),
+                "cpu_us": round(cpu),
+            }
     print("summary: " + json.dumps(summary, ensure_ascii=False))
 
 
@@ -203,9 +276,10 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--wrk", type=int, default=0, metavar="SECONDS", help="also under wrk")
     parser.add_argument("--child", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print("RESULT " + json.dumps(asyncio.run(child(args.child, args.requests))))
     else:
-        asyncio.run(main(args.requests, args.rounds))
+        asyncio.run(main(args.requests, args.rounds, args.wrk))

@@ -343,11 +343,13 @@ async def test_the_server_span_never_holds_the_path_or_the_query() -> None:
 
 
 def test_statements_outside_a_request_make_no_trace_of_their_own() -> None:
-    """The asyncpg instrumentation's tracer starts spans only under a parent: a query the
-    replica's lag watcher runs between requests would otherwise be a one-span trace."""
+    """The asyncpg instrumentation's tracer starts spans only under a sampled parent: a query
+    the replica's lag watcher runs between requests would otherwise be a one-span trace."""
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+    from opentelemetry.trace import INVALID_SPAN
 
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
@@ -359,6 +361,11 @@ def test_statements_outside_a_request_make_no_trace_of_their_own() -> None:
     with ours.start_as_current_span("GET /x"), statements.start_as_current_span("SELECT"):
         pass
     assert [s.name for s in exporter.get_finished_spans()] == ["SELECT", "GET /x"]
+    unsampled = TracerProvider(sampler=ALWAYS_OFF)
+    ours = tracing._GuardedProvider(unsampled).get_tracer("jambo")
+    statements = tracing._GuardedProvider(unsampled, children_only=True).get_tracer("asyncpg")
+    with ours.start_as_current_span("GET /x"), statements.start_as_current_span("SELECT") as s:
+        assert s is INVALID_SPAN  # not even built: the request's span was not sampled
 
 
 @pytest.mark.parametrize(
