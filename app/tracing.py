@@ -1,38 +1,31 @@
 """OpenTelemetry tracing, switched on by the standard OTEL_* variables and by nothing else.
 
-On when the environment names an exporter (`OTEL_TRACES_EXPORTER`, other than `none`) or an
-OTLP endpoint (`OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`), unless
-`OTEL_SDK_DISABLED=true`. Variables that only tune (`OTEL_SERVICE_NAME`, the sampler, the
-`OTEL_BSP_*` batch settings, `OTEL_RESOURCE_ATTRIBUTES`) switch nothing on: a platform sets
-those everywhere. Off, neither the SDK nor the exporter nor the instrumentation is imported,
-no middleware is added and asyncpg is left untouched, so a request pays nothing. On, each
-worker process builds its own provider and batch processor (with its export thread) when
-`create_app` runs in it, and flushes them when its lifespan ends; the SDK reads everything
-else (sampler, batching, endpoint, headers, timeout, resource) from its own variables. A
-misconfiguration (an exporter or protocol this build lacks) is logged and the service runs
-untraced rather than not at all.
+On when the environment names an exporter (`OTEL_TRACES_EXPORTER`, not `none`) or an OTLP
+endpoint (`OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`), unless
+`OTEL_SDK_DISABLED=true`; variables that only tune (service name, sampler, `OTEL_BSP_*`,
+resource) switch nothing on, since platforms set those everywhere. Off, neither the SDK nor
+the exporter nor the instrumentation is imported, no middleware is added and asyncpg is left
+untouched. On, each worker process builds its own provider and batch processor (and its
+export thread) when `create_app` runs in it and flushes them when its lifespan ends; the SDK
+reads the rest of its variables itself. An exporter or protocol this build lacks is logged
+and the service runs untraced rather than not at all.
 
 Spans come from the edges only, never from the services:
-- the request: `TracingMiddleware`, one server span named by method and route template.
-  Not opentelemetry-instrumentation-asgi: it names the span by the raw path when it starts
-  (its FastAPI variant matches every route a second time to find the template) and records
-  the full URL with its query string and the client's address, which would then have to be
-  taken off again under names the conventions keep renaming. Not FastAPI's own telemetry
-  either (FastAPI 0.16x): it records `url.path` and `url.query` with their values, adds
-  spans for dependencies, endpoint and serialization to every request, is missing from
-  FastAPI versions this project still allows, and switches itself on only when a global
-  tracer provider is set, which this module therefore never does.
-- the database: opentelemetry-instrumentation-asyncpg. SQLAlchemy's asyncpg dialect runs
-  its statements as asyncpg prepared statements, which that instrumentation traces too, so it
-  covers both paths (the raw read pool and SQLAlchemy Core), once each: an SQLAlchemy
-  instrumentation on top would double every statement.
+- the request: `TracingMiddleware`. Not opentelemetry-instrumentation-asgi (it names the span
+  by the raw path and records the URL with its query string and the client's address, to be
+  taken off again under names the conventions keep renaming), nor FastAPI's own telemetry
+  (0.16x: `url.path` and `url.query` with their values, spans for dependencies, endpoint and
+  serialization, absent from FastAPI versions still allowed here; it switches itself on when
+  a global tracer provider is set, which this module therefore never does).
+- the database: opentelemetry-instrumentation-asyncpg, which also traces the prepared
+  statements SQLAlchemy's asyncpg dialect runs: both paths, each statement once (an
+  SQLAlchemy instrumentation on top would double them).
 - the mailer: `traced_mailer`, a span around each SMTP send.
 
-No span carries a personal value. Every tracer hands out spans through `_Guarded`, which keeps
-only the attribute keys in `ALLOWED` (the statement text is kept: every value in it is a bind
-parameter; parameters, addresses, paths and query strings are not) and records an exception
-by its type alone, without message or stack trace: asyncpg's message for a value it could not
-encode quotes the value.
+No span carries a personal value: every tracer hands out spans through `_Guarded`, which keeps
+the attribute keys in `ALLOWED` only (the statement text is kept: every value in it is a bind
+parameter) and records an exception by its type, without message or stack trace (asyncpg's
+message for a value it could not encode quotes the value).
 """
 
 from __future__ import annotations
@@ -60,34 +53,17 @@ log = logging.getLogger("jambo.tracing")
 
 # The only attribute keys a span may carry (older and current semantic-convention names).
 ALLOWED = frozenset(
-    {
+    (
         # the request
-        "http.request.method",
-        "http.route",
-        "http.response.status_code",
-        "url.scheme",
-        "network.protocol.version",
+        "http.request.method http.route http.response.status_code url.scheme"
+        " network.protocol.version"
         # a database statement
-        "db.system",
-        "db.system.name",
-        "db.name",
-        "db.namespace",
-        "db.user",
-        "db.statement",
-        "db.query.text",
-        "db.operation",
-        "db.operation.name",
-        "net.peer.name",
-        "net.peer.port",
-        "net.transport",
-        "network.transport",
-        # the database or mail server
-        "server.address",
-        "server.port",
-        "network.protocol.name",
-        # a failure, by its type
-        "error.type",
-    }
+        " db.system db.system.name db.name db.namespace db.user db.statement db.query.text"
+        " db.operation db.operation.name net.peer.name net.peer.port net.transport"
+        " network.transport"
+        # the database or the mail server; a failure, by its type
+        " server.address server.port network.protocol.name error.type"
+    ).split()
 )
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -301,25 +277,15 @@ class _Guarded:
         context: Any = None,
         kind: Any = None,
         attributes: Mapping[str, Any] | None = None,
-        links: Any = None,
-        start_time: int | None = None,
-        record_exception: bool = True,
-        set_status_on_exception: bool = True,
+        **options: Any,  # links, start_time; record_exception and the like are overruled
     ) -> Any:
         if self._children_only and not self._current(context).is_recording():
             return self._nothing
         if attributes:
             attributes = {k: v for k, v in attributes.items() if k in ALLOWED}
-        return self._tracer.start_span(
-            name,
-            context,
-            self._internal if kind is None else kind,
-            attributes,
-            links,
-            start_time,
-            record_exception=False,
-            set_status_on_exception=False,
-        )
+        options.update(record_exception=False, set_status_on_exception=False)
+        kind = self._internal if kind is None else kind
+        return self._tracer.start_span(name, context, kind, attributes, **options)
 
     @contextmanager
     def start_as_current_span(
@@ -328,13 +294,11 @@ class _Guarded:
         context: Any = None,
         kind: Any = None,
         attributes: Mapping[str, Any] | None = None,
-        links: Any = None,
-        start_time: int | None = None,
-        record_exception: bool = True,
-        set_status_on_exception: bool = True,
         end_on_exit: bool = True,
+        set_status_on_exception: bool = True,
+        **options: Any,
     ) -> Iterator[Any]:
-        span = self.start_span(name, context, kind, attributes, links, start_time)
+        span = self.start_span(name, context, kind, attributes, **options)
         with self._use_span(
             span, end_on_exit=end_on_exit, record_exception=False, set_status_on_exception=False
         ):
