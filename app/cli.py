@@ -110,6 +110,9 @@ def serve(
             soft_wrap=True,
         )
         print(token, flush=True)
+    from app.tracing import adopt_env_files
+
+    adopt_env_files(Settings.model_config.get("env_file"))  # OTEL_* from .env for each worker
     uvicorn.run(
         "app.main:create_app",
         factory=True,

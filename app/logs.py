@@ -4,9 +4,23 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 _RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message"}
+
+# The id of the request being served (set by RequestContextMiddleware for the request's
+# task): every line logged while serving it carries it, not only the access line.
+REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
+# More fields for every line, from whoever added them (app/tracing.py: trace and span ids).
+_fields: list[Callable[[], dict[str, str]]] = []
+
+
+def add_fields(source: Callable[[], dict[str, str]]) -> None:
+    """Have every line carry the fields `source()` returns when the line is written."""
+    if source not in _fields:
+        _fields.append(source)
 
 
 class JsonFormatter(logging.Formatter):
@@ -20,6 +34,11 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        request_id = REQUEST_ID.get()
+        if request_id is not None:
+            entry["request_id"] = request_id
+        for source in _fields:
+            entry.update(source())
         entry.update({k: v for k, v in vars(record).items() if k not in _RESERVED})
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)

@@ -40,6 +40,7 @@ from app.logs import setup_logging
 from app.metrics import watch_pools
 from app.middleware import ForwardedHeadersMiddleware, RequestContextMiddleware, RootPathMiddleware
 from app.services import open_services
+from app.tracing import install as install_tracing
 
 DESCRIPTION = """One store of customers and loyalty-programme members behind four contracts:
 **Jambo customers** (`/api/customers`, `/api/customer/…`), **Customer Management API v1**
@@ -215,6 +216,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             window=settings.db_read_after_write_seconds,
             root_path=settings.root_path,
         )
+    # A server span per request when OTEL_* asks for one (nothing otherwise); outside the
+    # request context, so that its access line carries the trace and span ids.
+    install_tracing(app)
     # X-Forwarded-Proto/-For/-Host from trusted proxies only; done here rather than by the
     # server so that every way of running the app behaves the same.
     if settings.root_path:

@@ -9,6 +9,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.logs import REQUEST_ID
 from app.metrics import LATENCY, REQUESTS
 
 log = logging.getLogger("jambo.access")
@@ -49,6 +50,7 @@ class RequestContextMiddleware:
         # An id need not be unguessable, only unique enough: getrandbits is ~10x cheaper.
         request_id = incoming if _SAFE_ID.fullmatch(incoming) else f"{random.getrandbits(128):032x}"
         scope.setdefault("state", {})["request_id"] = request_id
+        logged_as = REQUEST_ID.set(request_id)  # for every line logged while serving it
         status = 0
         start = time.perf_counter()
 
@@ -88,6 +90,7 @@ class RequestContextMiddleware:
                         "sub": state.get("principal_sub"),
                     },
                 )
+            REQUEST_ID.reset(logged_as)
 
 
 def _template(scope: Scope) -> str:

@@ -25,6 +25,7 @@ from app.loyalty.service import LoyaltyService
 from app.mail import Outbox, make_mailer
 from app.privacy.deletion import DeletionService
 from app.privacy.export import ExportService
+from app.tracing import traced_mailer
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +58,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         pooled=settings.db_pgbouncer,
         replica=ReadReplica.configured(settings),
     )
-    mailer = make_mailer(settings)
+    mailer = traced_mailer(make_mailer(settings), settings)
     keys = ServerKeys(db)
     outbox = Outbox(mailer)
     addresses = AddressChanges(db, settings, outbox, keys)

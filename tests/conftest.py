@@ -132,8 +132,16 @@ async def app(settings: Settings) -> AsyncIterator[Any]:
         yield application
 
 
-def start_service(database_url: str) -> tuple[subprocess.Popen[bytes], str]:
-    """Start `jambo serve` on a free port over `database_url`; wait until it answers."""
+def start_service(
+    database_url: str,
+    env: dict[str, str] | None = None,
+    args: tuple[str, ...] = (),
+    stdout: Any = subprocess.DEVNULL,
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `jambo serve` on a free port over `database_url`; wait until it answers.
+
+    `env` adds to (or overrides) the test environment, `args` to the command line; `stdout`
+    takes its log lines (a file) where a test reads them."""
     port = free_port()
     env = {
         **os.environ,
@@ -142,11 +150,12 @@ def start_service(database_url: str) -> tuple[subprocess.Popen[bytes], str]:
         "LOG_LEVEL": "WARNING",
         "SMTP_HOST": "",
         "ALLOWED_ORIGINS": ORIGIN,
+        **(env or {}),
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--no-migrate"],
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--no-migrate", *args],
         env=env,
-        stdout=subprocess.DEVNULL,
+        stdout=stdout,
         stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"

@@ -72,7 +72,7 @@ async def _closed_within(reader: asyncio.StreamReader, seconds: float) -> bytes:
     """What the server sent before closing; fails if it keeps the connection longer."""
     try:
         return await asyncio.wait_for(reader.read(), seconds)
-    except ConnectionResetError:  # closed with our bytes unread: a reset, no answer
+    except ConnectionError:  # closed with our bytes unread: a reset, no answer
         return b""
 
 
