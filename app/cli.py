@@ -89,10 +89,21 @@ def serve(
 
     settings = get_settings()
     refuse_weak_secret(settings)
-    resolve_database_url(settings)  # exports DATABASE_URL so every worker shares the database
+    url = resolve_database_url(settings)  # exported: every worker shares the database
+    from app.db.migrations import schema_mismatch, wait_until_reachable
+
+    # A database that refuses connections now (starting, failing over) is waited for.
+    unreachable = wait_until_reachable(
+        url,
+        settings.db_startup_wait_seconds,
+        settings.db_connect_timeout_seconds,
+        lambda line: console.print(f"jambo serve: {line}", soft_wrap=True),
+    )
+    if unreachable:
+        console.print(f"[red]jambo serve: the database: {unreachable}[/red]", soft_wrap=True)
+        raise typer.Exit(code=1)
     if migrate_first:
         migrate_to_head()
-    from app.db.migrations import schema_mismatch
 
     # A schema behind (or ahead of) this build would answer 500s: refuse to start instead.
     problem = schema_mismatch(resolve_database_url(settings), settings.db_connect_timeout_seconds)

@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     db_pool_timeout_seconds: float = 5.0
     db_statement_timeout_seconds: float = 30.0
     db_read_timeout_seconds: float = 5.0  # the hot reads (by id, list pages, counts)
+    # `jambo serve` waits this long for a database that refuses connections before giving up.
+    db_startup_wait_seconds: float = 60.0
     # How long a migration waits for a table lock before it fails (cleanly, rolled back).
     migration_lock_timeout_seconds: float = 5.0
     # Behind a transaction-mode pooler (PgBouncer): no prepared statement outlives its use.

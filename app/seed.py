@@ -7,6 +7,8 @@ import asyncpg
 from rich.progress import Progress
 from ulid import ULID
 
+from app.db.engine import driver_dsn
+
 FIRST = (
     "Amina Baraka Cynthia Daniel Esther Faith Grace Hassan Imani Joseph Kamau Lulu Mariya "
     "Neema Otieno Pendo Rehema Samuel Tricia Wanjiru Zawadi Albert Raymond Fraser Amanda "
@@ -42,10 +44,6 @@ CUSTOMER_COLUMNS = (
     "address_country",
 )
 LOYALTY_COLUMNS = ("loyalty_id", "cardno", "discount", "client_name", "client_birthday", "is_male")
-
-
-def _asyncpg_dsn(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
 def fake_customer(rng: random.Random, n: int) -> tuple[object, ...]:
@@ -87,7 +85,7 @@ def fake_member(rng: random.Random, n: int) -> tuple[object, ...]:
 async def seed_database(url: str, customers: int, loyalty: int, batch: int = 50_000) -> None:
     """COPY `customers` and `loyalty` fake rows in batches, with a progress bar."""
     rng = random.Random()
-    conn = await asyncpg.connect(_asyncpg_dsn(url))
+    conn = await asyncpg.connect(driver_dsn(url))
     offset = await conn.fetchval("SELECT count(*) FROM customers")
     loyalty_offset = await conn.fetchval("SELECT count(*) FROM loyalty_members")
     try:

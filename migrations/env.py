@@ -8,8 +8,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.schema import SchemaItem
 
+from app import models  # noqa: F401  (registers every table)
 from app.config import get_settings
-from app.db import models  # noqa: F401  (registers every table)
 from app.db.base import Base
 from app.db.engine import pooler_connect_args, resolve_database_url
 

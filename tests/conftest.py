@@ -6,6 +6,7 @@ import secrets
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
@@ -134,32 +135,46 @@ async def app(settings: Settings) -> AsyncIterator[Any]:
 
 def start_service(
     database_url: str,
-    env: dict[str, str] | None = None,
+    env: dict[str, str | None] | None = None,
     args: tuple[str, ...] = (),
-    stdout: Any = subprocess.DEVNULL,
+    stdout: Any = None,
+    port: int | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """Start `jambo serve` on a free port over `database_url`; wait until it answers.
+    """Start `jambo serve` (the one way every test that needs a real server starts it) on
+    `port` (else a free one) over `database_url`; wait until it answers.
 
-    `env` adds to (or overrides) the test environment, `args` to the command line; `stdout`
-    takes its log lines (a file) where a test reads them."""
-    port = free_port()
-    env = {
+    `env` adds to or overrides the test environment (None removes a variable), `args` adds
+    to the command line; the log (stdout and stderr) goes to `stdout` where a test reads it,
+    else to a temporary file kept for the reader of a failing test."""
+    port = port or free_port()
+    environment = {
         **os.environ,
         "DATABASE_URL": database_url,
         "JWT_SECRET": JWT_SECRET,
         "LOG_LEVEL": "WARNING",
         "SMTP_HOST": "",
         "ALLOWED_ORIGINS": ORIGIN,
-        **(env or {}),
     }
+    for name, value in (env or {}).items():
+        if value is None:
+            environment.pop(name, None)
+        else:
+            environment[name] = value
+    log = stdout
+    if log is None:
+        log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - the child writes to it
+            prefix=f"jambo-serve-{port}-", suffix=".log", delete=False
+        )
     proc = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--no-migrate", *args],
-        env=env,
-        stdout=stdout,
-        stderr=subprocess.DEVNULL,
+        env=environment,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
+    if stdout is None:
+        log.close()
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while True:
         try:
             urllib.request.urlopen(f"{base}/healthz", timeout=1)
@@ -171,13 +186,23 @@ def start_service(
             time.sleep(0.2)
 
 
+def stop_service(proc: subprocess.Popen[Any]) -> None:
+    """End a service (or any process) a test started, waiting for it."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 @pytest.fixture(scope="session")
 def live_server(database_url: str) -> Iterator[str]:
     """The real service over the test database, shared by the tests that need HTTP."""
     proc, base = start_service(database_url)
     yield base
-    proc.terminate()
-    proc.wait(timeout=20)
+    stop_service(proc)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import random
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -20,7 +19,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from tests.conftest import JAMBO_CUSTOMER, JWT_SECRET, ORIGIN, STAFF, customer_auth, free_port
+from tests.conftest import JAMBO_CUSTOMER, STAFF, customer_auth, free_port
 
 
 def binary(name: str, *places: str) -> str | None:
@@ -63,34 +62,6 @@ def shared_dir() -> Path:
     return path
 
 
-def serve(
-    database_url: str, port: int | None = None, **env: str
-) -> tuple[subprocess.Popen[bytes], str]:
-    """`jambo serve` (one worker) on `port` with extra settings; waits until it answers."""
-    port = port or free_port()
-    environment = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "JWT_SECRET": JWT_SECRET,
-        "LOG_LEVEL": "WARNING",
-        "SMTP_HOST": "",
-        "ALLOWED_ORIGINS": ORIGIN,
-        **env,
-    }
-    # The log is kept for a failing test's reader (LOG_LEVEL=WARNING: errors only).
-    log = tempfile.NamedTemporaryFile(prefix=f"jambo-serve-{port}-", suffix=".log", delete=False)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--no-migrate"],
-        env=environment,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    log.close()
-    base = f"http://127.0.0.1:{port}"
-    wait_for(f"{base}/healthz", proc)
-    return proc, base
-
-
 def wait_for(url: str, proc: subprocess.Popen[bytes] | None = None, limit: float = 60) -> None:
     """Poll `url` until it answers 200 (or the process dies, or `limit` seconds pass)."""
     deadline = time.monotonic() + limit
@@ -102,17 +73,6 @@ def wait_for(url: str, proc: subprocess.Popen[bytes] | None = None, limit: float
             if (proc is not None and proc.poll() is not None) or time.monotonic() > deadline:
                 raise RuntimeError(f"{url} never answered") from None
             time.sleep(0.2)
-
-
-def stop(proc: subprocess.Popen[Any]) -> None:
-    """End a process this test started, waiting for it."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -185,8 +145,16 @@ class Cluster:
     def stop_replica(self) -> None:
         self._stop(self.replica)
 
-    def _stop(self, data: Path) -> None:
-        command = [str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]
+    def stop_primary(self, mode: str = "fast") -> None:
+        """Stop the primary (`fast`: its sessions end, its WAL reaches the replica first)."""
+        self._stop(self.primary, mode)
+
+    def promote_replica(self) -> None:
+        """Make the replica the primary (it accepts writes once this returns)."""
+        run_unprivileged(PG_BIN / "pg_ctl", "-D", self.replica, "-w", "promote")
+
+    def _stop(self, data: Path, mode: str = "immediate") -> None:
+        command = [str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", mode, "stop"]
         subprocess.run(command, capture_output=True, check=False, **unprivileged())
 
     def stop(self) -> None:

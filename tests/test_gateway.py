@@ -9,8 +9,8 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.conftest import STAFF, free_port
-from tests.deploy_support import Load, binary, serve, shared_dir, stop, wait_for
+from tests.conftest import STAFF, free_port, start_service, stop_service
+from tests.deploy_support import Load, binary, shared_dir, wait_for
 
 NGINX = binary("nginx")
 pytestmark = pytest.mark.skipif(NGINX is None, reason="nginx is not installed (Debian package)")
@@ -60,7 +60,10 @@ http {{
 @pytest.fixture(scope="module")
 def gateway(database_url: str) -> Iterator[tuple[str, list[subprocess.Popen[bytes]]]]:
     replicas = [
-        serve(database_url, ROOT_PATH="/jambo", FORWARDED_ALLOW_IPS="127.0.0.1", ALLOWED_HOSTS=HOST)
+        start_service(
+            database_url,
+            env={"ROOT_PATH": "/jambo", "FORWARDED_ALLOW_IPS": "127.0.0.1", "ALLOWED_HOSTS": HOST},
+        )
         for _ in range(2)
     ]
     folder = shared_dir()
@@ -76,9 +79,9 @@ def gateway(database_url: str) -> Iterator[tuple[str, list[subprocess.Popen[byte
     base = f"http://127.0.0.1:{listen}/jambo"
     wait_for(f"{base}/healthz", proxy)
     yield base, [proc for proc, _ in replicas]
-    stop(proxy)
+    stop_service(proxy)
     for proc, _ in replicas:
-        stop(proc)
+        stop_service(proc)
 
 
 async def test_prefix_forwarded_headers_links_location_and_docs(

@@ -4,12 +4,8 @@ not stall /healthz."""
 
 import asyncio
 import json
-import os
 import statistics
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,21 +15,15 @@ import pytest
 
 from app.config import Settings
 from app.server import connection_cap, uvicorn_options
-from tests.conftest import JWT_SECRET, ORIGIN, STAFF, TABLES, free_port
+from tests.conftest import STAFF, TABLES, start_service, stop_service
 
 
 @pytest.fixture(scope="module")
 def guarded(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
     """`jambo serve` with short timeouts and a small connection cap; its log file."""
-    port = free_port()
     log = tmp_path_factory.mktemp("serve") / "serve.log"
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "JWT_SECRET": JWT_SECRET,
+    env: dict[str, str | None] = {
         "LOG_LEVEL": "INFO",
-        "SMTP_HOST": "",
-        "ALLOWED_ORIGINS": ORIGIN,
         "HEADER_TIMEOUT_SECONDS": "2",
         "BODY_TIMEOUT_SECONDS": "2",
         "BODY_DEADLINE_SECONDS": "4",
@@ -42,26 +32,9 @@ def guarded(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         "MAX_CONNECTIONS": "40",
     }
     with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--no-migrate"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"{base}/healthz", timeout=1)
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError("the service did not start") from None
-            time.sleep(0.2)
-    yield port, log
-    proc.terminate()
-    proc.wait(timeout=20)
+        proc, base = start_service(database_url, env=env, stdout=out)
+    yield int(base.rsplit(":", 1)[1]), log
+    stop_service(proc)
 
 
 async def _connect(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:

@@ -6,7 +6,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import httpx
 import pytest
 
 from app.db.embedded import project_root
-from tests.conftest import JWT_SECRET, customer_auth, free_port, make_token
+from tests.conftest import JWT_SECRET, customer_auth, make_token, start_service, stop_service
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -75,27 +74,9 @@ def test_db_stop_stops_the_embedded_server(tmp_path: Path) -> None:
 @pytest.fixture
 def served_without_origins(database_url: str) -> Iterator[tuple[str, int]]:
     """`jambo serve` with ALLOWED_ORIGINS unset, as `make run` runs it."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "ALLOWED_ORIGINS"}
-    env |= {"DATABASE_URL": database_url, "JWT_SECRET": JWT_SECRET, "SMTP_HOST": ""}
-    env |= {"LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--no-migrate"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(150):
-        try:
-            urllib.request.urlopen(f"{base}/healthz", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.2)
-    yield base, port
-    proc.terminate()
-    proc.wait(timeout=20)
+    proc, base = start_service(database_url, env={"ALLOWED_ORIGINS": None})
+    yield base, int(base.rsplit(":", 1)[1])
+    stop_service(proc)
 
 
 async def test_the_default_origin_is_the_served_address(

@@ -37,6 +37,13 @@ def _pg(cls: type[asyncpg.PostgresError], message: str) -> asyncpg.PostgresError
         OSError("Multiple exceptions: [Errno 111] Connect call failed"),
         TimeoutError(),
         PoolTimeout("QueuePool limit of size 10 overflow 10 reached, connection timed out"),
+        # A failover: no host is the primary yet, a demoted one answers read-only, a
+        # crashed one is restarting.
+        asyncpg.TargetServerAttributeNotMatched(
+            'None of the hosts match the target attribute requirement "read-write"'
+        ),
+        _pg(asyncpg.ReadOnlySQLTransactionError, "cannot execute INSERT in a read-only txn"),
+        _pg(asyncpg.InternalServerError, 'could not write init file "global/pg_internal.init"'),
     ],
     ids=lambda c: type(c).__name__,
 )
@@ -48,7 +55,19 @@ def test_outages_are_recognised_bare_and_wrapped(cause: BaseException) -> None:
     assert is_outage(unavailable)
 
 
+def test_failover_errors_drop_the_connection_statement_errors_do_not() -> None:
+    from app.db.outage import connection_lost
+
+    read_only = _pg(asyncpg.ReadOnlySQLTransactionError, "read-only transaction")
+    assert connection_lost(_wrapped(read_only))  # pointed at a demoted primary: reconnect
+    assert connection_lost(ConnectionRefusedError())
+    timeout = _pg(asyncpg.QueryCanceledError, "canceling statement due to statement timeout")
+    assert not connection_lost(_wrapped(timeout))
+
+
 def test_client_errors_and_bugs_are_not_outages() -> None:
+    other = _pg(asyncpg.InternalServerError, "cache lookup failed for relation 1")
+    assert not is_outage(other)  # an internal error that is no restart stays a 500
     unique = _pg(asyncpg.UniqueViolationError, "duplicate key value")
     assert not is_outage(unique) and not is_outage(_wrapped(unique))
     assert not is_outage(IntegrityError("INSERT", {}, Exception("dup")))

@@ -6,8 +6,8 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.conftest import STAFF
-from tests.deploy_support import Load, binary, serve, start_pgbouncer, stop
+from tests.conftest import STAFF, start_service, stop_service
+from tests.deploy_support import Load, binary, start_pgbouncer
 
 PGBOUNCER = binary("pgbouncer")
 pytestmark = pytest.mark.skipif(
@@ -19,14 +19,14 @@ pytestmark = pytest.mark.skipif(
 def bouncer(database_url: str) -> Iterator[str]:
     proc, url = start_pgbouncer(database_url)
     yield url
-    stop(proc)
+    stop_service(proc)
 
 
 @pytest.fixture(scope="module")
 def service(bouncer: str) -> Iterator[str]:
-    proc, base = serve(bouncer, DB_PGBOUNCER="true", DB_POOL_SIZE="5")
+    proc, base = start_service(bouncer, env={"DB_PGBOUNCER": "true", "DB_POOL_SIZE": "5"})
     yield base
-    stop(proc)
+    stop_service(proc)
 
 
 async def test_a_mixed_concurrent_load_through_pgbouncer_has_no_server_error(

@@ -14,8 +14,16 @@ import httpx
 import pytest
 
 from app.cli import migrate_to_head
-from tests.conftest import JAMBO_CUSTOMER, STAFF, auth, free_port, make_token
-from tests.deploy_support import Cluster, serve, stop
+from tests.conftest import (
+    JAMBO_CUSTOMER,
+    STAFF,
+    auth,
+    free_port,
+    make_token,
+    start_service,
+    stop_service,
+)
+from tests.deploy_support import Cluster
 
 pytestmark = pytest.mark.skipif(
     not Cluster.available(),
@@ -65,9 +73,11 @@ async def create(client: httpx.AsyncClient, email: str) -> str:
 @pytest.fixture(scope="module")
 def service(cluster: tuple[str, str, Cluster]) -> Iterator[str]:
     primary, replica, _ = cluster
-    proc, base = serve(primary, DATABASE_READ_URL=replica, DB_READ_MAX_LAG_SECONDS="3600")
+    proc, base = start_service(
+        primary, env={"DATABASE_READ_URL": replica, "DB_READ_MAX_LAG_SECONDS": "3600"}
+    )
     yield base
-    stop(proc)
+    stop_service(proc)
 
 
 async def test_hot_reads_come_from_the_replica_and_a_writers_reads_from_the_primary(
@@ -112,7 +122,9 @@ async def test_hot_reads_come_from_the_replica_and_a_writers_reads_from_the_prim
 
 async def test_a_lagging_replica_is_left_for_the_primary(cluster: tuple[str, str, Cluster]) -> None:
     primary, replica, _ = cluster
-    proc, base = serve(primary, DATABASE_READ_URL=replica, DB_READ_MAX_LAG_SECONDS="0.5")
+    proc, base = start_service(
+        primary, env={"DATABASE_READ_URL": replica, "DB_READ_MAX_LAG_SECONDS": "0.5"}
+    )
     try:
         async with (
             httpx.AsyncClient(base_url=base, timeout=10) as writer,
@@ -127,7 +139,7 @@ async def test_a_lagging_replica_is_left_for_the_primary(cluster: tuple[str, str
             finally:
                 await on_replica(replica, "SELECT pg_wal_replay_resume()")
     finally:
-        stop(proc)
+        stop_service(proc)
 
 
 async def test_an_absent_or_lost_replica_is_left_for_the_primary(
@@ -135,13 +147,13 @@ async def test_an_absent_or_lost_replica_is_left_for_the_primary(
 ) -> None:
     primary, replica, servers = cluster
     nowhere = f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/jambo"
-    proc, base = serve(primary, DATABASE_READ_URL=nowhere)
+    proc, base = start_service(primary, env={"DATABASE_READ_URL": nowhere})
     try:
         async with httpx.AsyncClient(base_url=base, timeout=10) as client:
             for path in ("/api/customers", "/api/v1/customers", "/readyz"):
                 assert (await client.get(path, headers=OTHER)).status_code == 200
     finally:
-        stop(proc)
+        stop_service(proc)
     # The replica dies under a running service: its reads move to the primary.
     servers.stop_replica()
     async with httpx.AsyncClient(base_url=service, timeout=10) as client:

@@ -26,8 +26,6 @@ log = logging.getLogger("jambo.security")
 
 HOUR = dt.timedelta(hours=1)
 EVERYONE = "*"  # the address-wide row
-# A code is refused to a client that made this many wrong guesses since it was mailed.
-TRIES_PER_CODE = 5
 NOBODY = uuid.UUID(int=0)
 
 _LOCK = text(

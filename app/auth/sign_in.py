@@ -3,9 +3,9 @@
 A code is 6 digits, stored only as an HMAC under a server key, single use, live for
 EMAIL_CODE_TTL_MINUTES. Asking for a new code leaves the address's last 3 codes valid (a
 stranger's request must not void the code the owner is about to type), and a successful
-sign-in uses them all up. A client that made 5 wrong guesses at an address since a code was
-mailed cannot use that code; the limits per (address, client) and per address are in
-app/auth/limits.py.
+sign-in uses them all up. A client that made EMAIL_CODE_MAX_ATTEMPTS (5) wrong guesses at an
+address since a code was mailed cannot use that code; the limits per (address, client) and
+per address are in app/auth/limits.py.
 
 Every outcome of a guess costs the same: an unknown address, a refused client, a wrong code
 and a right one run the same statements (the address's rows are read, locked and written
@@ -150,7 +150,7 @@ class SignInCodes:
                     _LIVE, {"customer": customer_id or limits.NOBODY, "kept": KEPT_CODES}
                 )
             ).all()
-            matched = self._matches(held, live, code_hash)
+            matched = self._matches(held, live, code_hash, self.settings.email_code_max_attempts)
             if matched and customer_id is not None:
                 await conn.execute(_USE_ALL, {"customer": customer_id})
             else:
@@ -162,12 +162,14 @@ class SignInCodes:
         return issue_token(self.settings, render_ulid(customer_id), "customer", [])
 
     @staticmethod
-    def _matches(held: limits.Limits, live: Sequence[Row[Any]], code_hash: bytes) -> bool:
+    def _matches(
+        held: limits.Limits, live: Sequence[Row[Any]], code_hash: bytes, tries: int
+    ) -> bool:
         """Whether the guess is one of the live codes this client may still use (every code
         is compared, whatever the verdict, so the time says nothing)."""
         matched = False
         for row in live:
-            usable = held.tries_since(row.created_at) < limits.TRIES_PER_CODE
+            usable = held.tries_since(row.created_at) < tries
             if hmac.compare_digest(bytes(row.code_hash), code_hash) and usable:
                 matched = True
         return matched and not held.refused

@@ -12,14 +12,19 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, Select, String, bindparam, func, or_, select
+from sqlalchemy import ColumnElement, Integer, Select, bindparam, func, select
 
 from app.customers.repository import COLUMNS, T
 from app.customers.schemas import CustomerRecord
 from app.db.compiled import Statement, compile_statement
 from app.db.count_cache import cache_key, cached_count, cached_total_column
 from app.db.database import Database
-from app.db.patterns import LIKE_ESCAPE, contains
+from app.db.patterns import (
+    contains,
+    contains_any_ignoring_case,
+    contains_ignoring_case,
+    equals_ignoring_case,
+)
 
 _RECORD_WIDTH = len(COLUMNS)
 
@@ -86,8 +91,12 @@ def parameters(f: CustomerFilter) -> dict[str, object]:
     if f.last_name is not None:
         values["last_name"] = f.last_name
     for field in _SUBSTRING_FIELDS:
-        for i, needle in enumerate(getattr(f, field)):
-            values[f"{field}__{i}"] = contains(needle)
+        needles: tuple[str, ...] = getattr(f, field)
+        if len(needles) == 1:
+            values[f"{field}__one"] = contains(needles[0])
+        elif needles:  # one array: `lower(column)` is then computed once per row
+            values[f"{field}__any"] = [contains(needle) for needle in needles]
+            values[f"{field}__shortest"] = min(len(needle) for needle in needles)
     for i, code in enumerate(f.address_post_code):
         values[f"address_post_code__{i}"] = code
     if f.updated_since is not None:
@@ -100,14 +109,16 @@ def conditions(names: Sequence[str]) -> list[ColumnElement[bool]]:
     terms: list[ColumnElement[bool]] = []
     for field in ("first_name", "last_name"):
         if field in names:  # case-insensitive, exact
-            terms.append(func.lower(T.c[field]) == func.lower(bindparam(field, type_=String)))
+            terms.append(equals_ignoring_case(T.c[field], field))
     for field in _SUBSTRING_FIELDS:  # case-insensitive substrings, any of them
-        needles = [n for n in names if n.startswith(field + "__")]
-        if needles:
-            # Plain ILIKE on the column (not lower(column) LIKE …) so pg_trgm indexes serve it.
-            terms.append(
-                or_(*(T.c[field].ilike(bindparam(n), escape=LIKE_ESCAPE) for n in needles))
-            )
+        if f"{field}__one" in names:
+            terms.append(contains_ignoring_case(T.c[field], f"{field}__one"))
+        elif f"{field}__any" in names:
+            # A value shorter than the shortest needle contains none of them: that test
+            # costs nothing beside LIKE's, and PostgreSQL runs the cheaper one first.
+            shortest = bindparam(f"{field}__shortest", type_=Integer)
+            terms.append(func.char_length(T.c[field]) >= shortest)
+            terms.append(contains_any_ignoring_case(T.c[field], f"{field}__any"))
     codes = [n for n in names if n.startswith("address_post_code__")]
     if codes:  # exact, any of them
         terms.append(T.c.address_post_code.in_([bindparam(n) for n in codes]))

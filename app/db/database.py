@@ -21,7 +21,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app.db.engine import DbTimeouts
+from app.db.engine import DbTimeouts, driver_dsn
 from app.db.outage import connection_lost, is_outage
 from app.db.replica import PRIMARY_ONLY, REPLICA_LOST, ReadReplica
 from app.errors import Unavailable
@@ -121,11 +121,9 @@ class Database:
 
     async def open(self) -> None:
         """Create the raw read pool (connections are opened on demand)."""
-        url = self.engine.url.set(drivername="postgresql")
-        dsn = url.render_as_string(hide_password=False)
         t = self.timeouts
         self._pool = await asyncpg.create_pool(
-            dsn,
+            driver_dsn(self.engine.url.render_as_string(hide_password=False)),
             min_size=0,
             max_size=self._pool_size,
             reset=_keep_session,

@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from app.config import Settings
@@ -44,6 +45,36 @@ def resolve_database_url(settings: Settings) -> str:
         url = embedded_database_url(settings.data_dir)
         os.environ["DATABASE_URL"] = url
     return url
+
+
+def _split_host(entry: str) -> tuple[str, str | None]:
+    """`h:p`, `[v6]:p`, `h` or a socket directory → (host, port or None)."""
+    if entry.startswith("/"):
+        return entry, None
+    if entry.startswith("["):
+        host, _, rest = entry.partition("]")
+        return host + "]", rest.removeprefix(":") or None
+    host, colon, port = entry.rpartition(":")
+    return (host, port) if colon and port.isdigit() else (entry, None)
+
+
+def driver_dsn(url: str) -> str:
+    """DATABASE_URL as a DSN for asyncpg itself (the raw pools, the start-up checks, the
+    listener). SQLAlchemy documents two multi-host forms for asyncpg, repeated `host=h:p`
+    and `host=h1,h2&port=p1,p2`; asyncpg reads only the second (of repeated parameters it
+    keeps the last), so the first is rewritten into it. Every other parameter
+    (`target_session_attrs=read-write`…) passes as it is."""
+    parsed = make_url(url).set(drivername="postgresql")
+    hosts = parsed.query.get("host")
+    if isinstance(hosts, tuple):
+        pairs = [_split_host(entry) for entry in hosts]
+        default = str(parsed.port or 5432)
+        query = {
+            "host": ",".join(host for host, _ in pairs),
+            "port": ",".join(port or default for _, port in pairs),
+        }
+        parsed = parsed.difference_update_query(["host", "port"]).update_query_dict(query)
+    return parsed.render_as_string(hide_password=False)
 
 
 @dataclass(frozen=True, slots=True)

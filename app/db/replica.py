@@ -27,10 +27,10 @@ from collections import deque
 from contextvars import ContextVar
 
 import asyncpg
-from sqlalchemy import make_url
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.config import Settings
+from app.db.engine import driver_dsn
 
 log = logging.getLogger("jambo.replica")
 
@@ -82,9 +82,8 @@ class ReadReplica:
         """The replica DATABASE_READ_URL names, or None without one."""
         if not settings.database_read_url:
             return None
-        url = make_url(settings.database_read_url).set(drivername="postgresql")
         return cls(
-            url.render_as_string(hide_password=False),
+            driver_dsn(settings.database_read_url),
             settings.db_pool_size,
             settings.db_read_max_lag_seconds,
             0 if settings.db_pgbouncer else 100,

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import audit
 from app.db.base import table_of
-from app.db.patterns import LIKE_ESCAPE, contains
+from app.db.patterns import contains, contains_ignoring_case
 from app.errors import Invalid
 from app.loyalty.models import LoyaltyMember
 from app.loyalty.schemas import FIELDS, ORDERING_FIELDS, TAKEN_MSG, MemberRecord
@@ -105,11 +105,10 @@ class ListQuery:
 
 def _filtered(query: ListQuery, stmt: Select[Any]) -> Select[Any]:
     if query.search:
-        pattern = contains(query.search)
         stmt = stmt.where(
             or_(
-                T.c.client_name.ilike(pattern, escape=LIKE_ESCAPE),
-                T.c.cardno.ilike(pattern, escape=LIKE_ESCAPE),
+                contains_ignoring_case(T.c.client_name, "search"),
+                contains_ignoring_case(T.c.cardno, "search"),
             )
         )
     if query.is_male is not None:
@@ -119,14 +118,16 @@ def _filtered(query: ListQuery, stmt: Select[Any]) -> Select[Any]:
 
 async def page(conn: AsyncConnection, query: ListQuery) -> tuple[int, list[MemberRecord]]:
     """The total matching and one ordered window of members."""
-    total = (await conn.execute(_filtered(query, select(func.count()).select_from(T)))).scalar()
+    params = {"search": contains(query.search)} if query.search else {}
+    counting = _filtered(query, select(func.count()).select_from(T))
+    total = (await conn.execute(counting, params)).scalar()
     order: list[ColumnElement[Any]] = []
     for name in query.ordering:
         column = ORDERABLE[name.lstrip("-")]
         order.append(column.desc() if name.startswith("-") else column.asc())
     order.append(T.c.id)  # the stable tiebreak: creation order
     stmt = _filtered(query, select(*COLUMNS)).order_by(*order)
-    rows = (await conn.execute(stmt.offset(query.offset).limit(query.limit))).all()
+    rows = (await conn.execute(stmt.offset(query.offset).limit(query.limit), params)).all()
     return int(total or 0), [MemberRecord.from_row(r) for r in rows]
 
 

@@ -1,7 +1,9 @@
-"""Every table of the store, imported by Alembic's env.py."""
+"""The registry of every table of the store, for Alembic (migrations/env.py): it imports
+every domain, which is why it sits at the top of the package and not in app/db/ (the
+infrastructure imports no domain)."""
 
 from app.audit import AuditEvent
-from app.auth.models import ApiClient, EmailCode
+from app.auth.models import AddressChange, ApiClient, EmailCode, ServerKey, SignInLimit
 from app.customers.models import Customer
 from app.db.count_tables import CachedCount, TableGeneration
 from app.idempotency.models import IdempotencyKey
@@ -9,6 +11,7 @@ from app.loyalty.models import LoyaltyMember
 from app.privacy.models import DeletionToken
 
 __all__ = [
+    "AddressChange",
     "ApiClient",
     "AuditEvent",
     "CachedCount",
@@ -17,5 +20,7 @@ __all__ = [
     "EmailCode",
     "IdempotencyKey",
     "LoyaltyMember",
+    "ServerKey",
+    "SignInLimit",
     "TableGeneration",
 ]
