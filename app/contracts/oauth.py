@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, StrictStr
 from app.auth.service import AuthService, GrantError
 from app.contracts.deps import services
 from app.contracts.http import JSON
+from app.contracts.openapi import DocumentPart
 from app.contracts.routing import Problem, contract_route
 
 EMAIL_CODE_GRANT = "urn:jambo:email-code"
@@ -173,3 +174,13 @@ async def email_code(body: EmailCodeIn, request: Request, background: Background
     # database or mail outage changes nothing in the answer).
     background.add_task(_service(request).send_email_code, body.email)
     return JSON({"detail": "If the address is known, a code has been sent."}, status_code=202)
+
+
+PART = DocumentPart(
+    tags=("Auth",),
+    operation_ids={
+        ("post", "/api/auth/token"): "auth_token",
+        ("post", "/api/auth/email-code"): "auth_email_code",
+    },
+    error_schemas={"default": "OAuthError"},
+)

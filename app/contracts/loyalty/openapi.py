@@ -4,6 +4,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from app.contracts.loyalty.options import metadata
+from app.contracts.openapi import DocumentPart, header
 from app.loyalty.schemas import (
     BOOLEAN_PATTERN,
     DATE_MSG,
@@ -137,8 +139,8 @@ def _schema_ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-# Named bodies (added to the document's components by app.contracts.openapi): generators build one
-# class per name, and a list body needs its own name to be sent as a list.
+# Named bodies (added to the document's components by PART): generators build one class per
+# name, and a list body needs its own name to be sent as a list.
 LOYALTY_COMPONENTS: dict[str, Any] = {
     "LoyaltyMemberWrite": {**ITEM_SCHEMA, "title": "LoyaltyMemberWrite"},
     "LoyaltyMemberBulk": {
@@ -237,3 +239,58 @@ IDEMPOTENCY_ERRORS: dict[int | str, dict[str, Any]] = {
     },
     422: {"model": LoyaltyDetail, "description": "This Idempotency-Key was used with another body"},
 }
+
+_LIST = "/api/v1/loyalty/"
+_ONE = "/api/v1/loyalty/{loyalty_id}/"
+_MEMBER = {
+    "url": "http://127.0.0.1:8000/api/v1/loyalty/3/",
+    "loyalty_id": "3",
+    "cardno": "33",
+    "discount": "15.00",
+    "client_name": "Mariya",
+    "client_birthday": "1982-11-17T00:00:00",
+    "is_male": False,
+}
+_BIRTHDAY_IN = ("date", {"type": "string", "pattern": DATE_PATTERN})
+
+PART = DocumentPart(
+    tags=("Loyalty register",),
+    operation_ids={
+        ("get", _LIST): "loyalty_list_members",
+        ("head", _LIST): "loyalty_list_members_head",
+        ("post", _LIST): "loyalty_create_members",
+        ("options", _LIST): "loyalty_list_options",
+        ("get", _ONE): "loyalty_get_member",
+        ("head", _ONE): "loyalty_get_member_head",
+        ("put", _ONE): "loyalty_replace_member",
+        ("patch", _ONE): "loyalty_patch_member",
+        ("delete", _ONE): "loyalty_delete_member",
+        ("options", _ONE): "loyalty_member_options",
+    },
+    examples={
+        ("get", _LIST): {"count": 1, "next": None, "previous": None, "results": [_MEMBER]},
+        ("post", _LIST): {"updated": 0, "inserted": 1},
+        ("options", _LIST): metadata("Loyalty List", "POST"),
+        ("get", _ONE): _MEMBER,
+        ("put", _ONE): _MEMBER,
+        ("patch", _ONE): _MEMBER,
+        ("options", _ONE): metadata("Loyalty Instance", "PUT"),
+    },
+    headers={
+        ("post", _LIST, "201"): {
+            "Location": header("The member's URL (one member sent; not for a list)")
+        },
+    },
+    parameters={
+        (_LIST, "page"): {
+            "anyOf": [{"type": "integer", "minimum": 1}, {"type": "string", "enum": ["last"]}]
+        },
+        (_LIST, "page_size"): {"type": "integer", "minimum": 1},
+    },
+    input_formats={
+        "LoyaltyMemberWrite": {"client_birthday": _BIRTHDAY_IN},
+        "LoyaltyMemberPatch": {"client_birthday": _BIRTHDAY_IN},
+    },
+    components=LOYALTY_COMPONENTS,
+    error_schemas={"default": "LoyaltyDetail"},
+)

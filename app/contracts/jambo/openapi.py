@@ -1,0 +1,55 @@
+"""What the Jambo contract states in /openapi.json beyond FastAPI's own document."""
+
+from app.contracts.openapi import BLANK, DocumentPart
+
+_CUSTOMER = {
+    "ulid": "01HWJ8WH9X8WBK65EMGY9YKPBS",
+    "first_name": "Cynthia",
+    "last_name": "Norris",
+    "middle_name": None,
+    "nationality": "Lesotho",
+    "dob": "1985-09-06",
+    "email": "cynthia@example.org",
+    "phone_number": "+254712345678",
+}
+_DELETED = {"statusCode": 200, "body": "Customer deleted successfully"}
+_CONFIRM = "/api/customer/{token}/delete/confirm"
+_REQUEST = "/api/customer/{customer_ulid}/delete/request"
+PART = DocumentPart(
+    tags=("Jambo customers",),
+    operation_ids={
+        ("post", "/api/customers"): "jambo_create_customer",
+        ("get", "/api/customers"): "jambo_list_customers",
+        ("put", "/api/customers"): "jambo_update_own_customer",
+        ("get", "/api/customer/{customer_ulid}"): "jambo_get_customer",
+        ("get", "/api/customer/{customer_ulid}/export"): "jambo_export_customer",
+        ("put", "/api/customer/{customer_ulid}"): "jambo_update_customer",
+        ("delete", "/api/customer/{customer_ulid}"): "jambo_delete_customer",
+        ("post", _REQUEST): "jambo_request_deletion",
+        ("get", _CONFIRM): "jambo_confirm_deletion_link",
+        ("post", _CONFIRM): "jambo_confirm_deletion",
+    },
+    examples={
+        ("post", "/api/customers"): {"statusCode": 201, "body": _CUSTOMER},
+        ("get", "/api/customers"): {
+            "count": 1,
+            "next": None,
+            "previous": None,
+            "results": {"statusCode": 200, "body": [_CUSTOMER]},
+        },
+        ("put", "/api/customers"): {"statusCode": 200, "body": _CUSTOMER},
+        ("get", "/api/customer/{customer_ulid}"): {"statusCode": 200, "body": _CUSTOMER},
+        ("put", "/api/customer/{customer_ulid}"): {"statusCode": 200, "body": _CUSTOMER},
+        ("delete", "/api/customer/{customer_ulid}"): {"statusCode": 204},
+        ("post", _REQUEST): {"statusCode": 200, "body": "Data deletion link sent successfully"},
+        ("get", _CONFIRM): _DELETED,
+        ("post", _CONFIRM): _DELETED,
+    },
+    parameters={
+        ("/api/customers", "page"): {"type": "integer", "minimum": 1},
+        ("/api/customers", "page_size"): {"type": "integer", "minimum": 1},
+    },
+    formats={"CustomerOut": {"dob": "date", "email": "email"}},
+    input_formats={"CustomerIn": {"dob": ("date", BLANK), "email": ("email", BLANK)}},
+    error_schemas={"default": "MessageEnvelope"},
+)
