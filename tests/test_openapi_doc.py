@@ -3,6 +3,7 @@
 tests/clients/run.sh generates real clients from it; these checks pin what it relies on.
 """
 
+import json
 import re
 from typing import Any
 
@@ -150,3 +151,51 @@ async def test_redoc_fetches_nothing_from_outside(client: httpx.AsyncClient) -> 
     assert "cdn." not in policy and "https:" not in policy
     script = await client.get("/static-offline-docs/redoc.standalone.js")
     assert script.status_code == 200
+
+
+def _check_against(spec: dict[str, Any], schema: dict[str, Any], example: Any) -> None:
+    """The example is valid under its schema (references into the document resolved)."""
+    from jsonschema import Draft202012Validator
+
+    Draft202012Validator({**schema, "components": spec["components"]}).validate(example)
+
+
+async def test_every_example_fits_its_schema(spec: dict[str, Any]) -> None:
+    """Answers' and components' examples alike, null values included."""
+    for name, component in spec["components"]["schemas"].items():
+        if "example" in component:
+            try:
+                _check_against(spec, {"$ref": f"#/components/schemas/{name}"}, component["example"])
+            except Exception as exc:
+                raise AssertionError((name, str(exc)[:300])) from None
+    for method, path, operation in _operations(spec):
+        for status, answer in operation["responses"].items():
+            media = answer.get("content", {}).get("application/json", {})
+            if "example" in media and "schema" in media:
+                try:
+                    _check_against(spec, media["schema"], media["example"])
+                except Exception as exc:
+                    raise AssertionError((method, path, status, str(exc)[:300])) from None
+
+
+async def test_every_error_answer_shows_its_own_example(spec: dict[str, Any]) -> None:
+    """A 400 shows a 400, not the 404's example (issue 21)."""
+    for method, path, operation in _operations(spec):
+        shown: dict[str, str] = {}
+        for status, answer in operation["responses"].items():
+            media = answer.get("content", {}).get("application/json")
+            if status < "400" or media is None or not path.startswith("/api/"):
+                continue
+            example = media.get("example")
+            assert example is not None, (method, path, status)
+            if isinstance(example, dict):
+                for key in ("status", "statusCode"):
+                    assert example.get(key, int(status)) == int(status), (method, path, status)
+            text = json.dumps(example, sort_keys=True)
+            assert text not in shown.values(), (method, path, status, shown)
+            shown[status] = text
+    v1 = spec["paths"]["/api/v1/customers"]["post"]["responses"]
+    assert v1["400"]["content"]["application/json"]["example"]["data"]["error"] == [
+        "'firstName' must be between 1 and 30 characters",
+        "'lastName' must be between 1 and 30 characters",
+    ]

@@ -12,8 +12,9 @@ from pydantic import BaseModel, ConfigDict, StrictStr
 from app.auth.service import AuthService, GrantError
 from app.contracts.deps import services
 from app.contracts.http import JSON
-from app.contracts.openapi import DocumentPart
+from app.contracts.openapi import TYPICAL_ERRORS, DocumentPart
 from app.contracts.routing import Problem, contract_route
+from app.errors import Invalid
 
 EMAIL_CODE_GRANT = "urn:jambo:email-code"
 
@@ -176,6 +177,12 @@ async def email_code(body: EmailCodeIn, request: Request, background: Background
     return JSON({"detail": "If the address is known, a code has been sent."}, status_code=202)
 
 
+def _sample_error(method: str, path: str, status: int) -> Exception | Problem | None:
+    if status == 400:
+        return Invalid({"email": ["This field is required."]})
+    return TYPICAL_ERRORS.get(status)
+
+
 PART = DocumentPart(
     tags=("Auth",),
     operation_ids={
@@ -183,4 +190,11 @@ PART = DocumentPart(
         ("post", "/api/auth/email-code"): "auth_email_code",
     },
     error_schemas={"default": "OAuthError"},
+    # The grant errors are RFC 6749's, written by the token route itself.
+    answer_examples={
+        ("post", "/api/auth/token", "400"): {"error": "invalid_grant"},
+        ("post", "/api/auth/token", "401"): {"error": "invalid_client"},
+    },
+    render=render,
+    sample_error=_sample_error,
 )

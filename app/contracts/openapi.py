@@ -15,6 +15,14 @@ from copy import deepcopy
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+from pydantic import BaseModel
+from starlette.requests import Request
+
+from app import errors
+from app.contracts.routing import Problem, Renderer, problem_from
+from app.db.database import UNAVAILABLE
+
 Operation = tuple[str, str]  # (method, path template) as the document spells them
 Answer = tuple[str, str, str]  # (method, path template, status)
 
@@ -61,9 +69,26 @@ class DocumentPart:
         default_factory=dict
     )
     components: Mapping[str, Any] = field(default_factory=dict)
+    # Component examples as written (FastAPI's document leaves out their null values).
+    component_examples: Mapping[str, Any] = field(default_factory=dict)
     # The body of an error answer without one: by status, else "default".
     error_schemas: Mapping[str, str] = field(default_factory=dict)
+    # Each documented error shows its own example: the one stated here, else the body the
+    # contract's renderer really writes for a typical cause of that status on that route.
+    answer_examples: Mapping[Answer, Any] = field(default_factory=dict)
+    render: Renderer | None = None
+    sample_error: Callable[[str, str, int], Exception | Problem | None] | None = None
     adjust: Callable[[dict[str, Any], DocumentContext], None] | None = None
+
+
+def examples_of(*models: type[BaseModel]) -> dict[str, Any]:
+    """Each model's own example (`json_schema_extra`), by component name."""
+    found: dict[str, Any] = {}
+    for model in models:
+        extra = model.model_config.get("json_schema_extra")
+        if isinstance(extra, dict) and "example" in extra:
+            found[model.__name__] = extra["example"]
+    return found
 
 
 def _input_format(prop: dict[str, Any], fmt: str, other: Mapping[str, Any]) -> dict[str, Any]:
@@ -105,6 +130,58 @@ def _has_example(operation: dict[str, Any], components: dict[str, Any]) -> bool:
     return False
 
 
+EXAMPLE_ULID = "01HWJ8WH9X8WBK65EMGY9YKPBS"
+
+
+def example_path(path: str) -> str:
+    """A concrete path for an example (every template parameter filled in)."""
+    for name in ("customer_ulid", "customer_id"):
+        path = path.replace("{" + name + "}", EXAMPLE_ULID)
+    return path.replace("{loyalty_id}", "3").replace("{token}", "Zt1l8wYq2cQ")
+
+
+# The usual cause of each status on any route, for the contracts' examples.
+TYPICAL_ERRORS: dict[int, Exception | Problem] = {
+    400: Problem(400, "Invalid Host header: this host is not served here."),
+    401: errors.Unauthenticated(),
+    403: errors.Forbidden("You do not have permission to perform this action."),
+    409: errors.Conflict("A request with this Idempotency-Key is still being processed."),
+    412: errors.PreconditionFailed(),
+    413: errors.PayloadTooLarge("Request body is larger than 1048576 bytes."),
+    422: errors.Unprocessable("This Idempotency-Key was already used with another request body."),
+    500: RuntimeError("unexpected"),
+    503: errors.Unavailable(UNAVAILABLE),
+}
+
+
+def rendered_error(render: Renderer, method: str, path: str, exc: Exception | Problem) -> Any:
+    """The JSON body `render` writes for `exc` on a request to `path`."""
+    concrete = example_path(path)
+    scope = {
+        "type": "http",
+        "method": method.upper(),
+        "path": concrete,
+        "raw_path": concrete.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"127.0.0.1:8000")],
+        "scheme": "http",
+        "server": ("127.0.0.1", 8000),
+        "path_params": {},
+    }
+    problem = exc if isinstance(exc, Problem) else problem_from(exc)
+    response = render(Request(scope), problem)
+    return orjson.loads(bytes(response.body))
+
+
+def _error_example(part: DocumentPart, method: str, path: str, status: str) -> Any | None:
+    stated = part.answer_examples.get((method, path, status))
+    if stated is not None or part.render is None or part.sample_error is None:
+        return stated
+    exc = part.sample_error(method, path, int(status)) if status.isdigit() else None
+    return None if exc is None else rendered_error(part.render, method, path, exc)
+
+
 def _answers(part: DocumentPart | None, method: str, path: str, operation: dict[str, Any]) -> None:
     """Bodies, headers and examples of every answer of one operation."""
     for status, answer in operation.get("responses", {}).items():
@@ -123,6 +200,12 @@ def _answers(part: DocumentPart | None, method: str, path: str, operation: dict[
         if status == "503":
             headers["Retry-After"] = header("Seconds to wait before trying again")
         headers["X-Request-ID"] = REQUEST_ID
+        media = answer.get("content", {}).get("application/json")
+        if part is not None and status >= "400" and media is not None:
+            if "example" not in media and "examples" not in media:
+                example = _error_example(part, method, path, status)
+                if example is not None:
+                    media["example"] = example
     example = part.examples.get((method, path)) if part is not None else None
     if example is not None:
         for status, answer in operation["responses"].items():
@@ -149,6 +232,10 @@ def finish(
     components: dict[str, Any] = schema.setdefault("components", {}).setdefault("schemas", {})
     for part in parts:
         components.update(deepcopy(dict(part.components)))
+    for part in parts:
+        for name, example in part.component_examples.items():
+            if name in components:
+                components[name]["example"] = deepcopy(example)
     for part in parts:
         if part.adjust is not None:
             part.adjust(schema, context)

@@ -1,6 +1,10 @@
 """What the Jambo contract states in /openapi.json beyond FastAPI's own document."""
 
-from app.contracts.openapi import BLANK, DocumentPart
+from app import errors
+from app.contracts.jambo.router import render
+from app.contracts.openapi import BLANK, TYPICAL_ERRORS, DocumentPart
+from app.contracts.routing import Problem
+from app.errors import Message
 
 _CUSTOMER = {
     "ulid": "01HWJ8WH9X8WBK65EMGY9YKPBS",
@@ -13,8 +17,24 @@ _CUSTOMER = {
     "phone_number": "+254712345678",
 }
 _DELETED = {"statusCode": 200, "body": "Customer deleted successfully"}
+_NO_TOKEN = {"detail": "No Token matches the given query."}
 _CONFIRM = "/api/customer/{token}/delete/confirm"
 _REQUEST = "/api/customer/{customer_ulid}/delete/request"
+_WRITES = ("post", "put")
+
+
+def _sample_error(method: str, path: str, status: int) -> Exception | Problem | None:
+    """A typical cause of each documented error, as this contract's routes meet it."""
+    writes_customer = method in _WRITES and "/delete/" not in path
+    if status == 400 and writes_customer:
+        return errors.Invalid({"email": [Message("Enter a valid email address.", "invalid_email")]})
+    if status == 409 and writes_customer:
+        return errors.Conflict("A customer with this email already exists.", "email")
+    if status == 404:
+        return errors.NotFound("Customer not found.")
+    return TYPICAL_ERRORS.get(status)
+
+
 PART = DocumentPart(
     tags=("Jambo customers",),
     operation_ids={
@@ -45,6 +65,12 @@ PART = DocumentPart(
         ("get", _CONFIRM): _DELETED,
         ("post", _CONFIRM): _DELETED,
     },
+    answer_examples={
+        ("get", "/api/customers", "404"): {"detail": "Invalid page."},
+        ("post", _REQUEST, "400"): {"statusCode": 400, "body": "Customer Not Found or is Invalid"},
+        ("get", _CONFIRM, "404"): _NO_TOKEN,
+        ("post", _CONFIRM, "404"): _NO_TOKEN,
+    },
     parameters={
         ("/api/customers", "page"): {"type": "integer", "minimum": 1},
         ("/api/customers", "page_size"): {"type": "integer", "minimum": 1},
@@ -52,4 +78,6 @@ PART = DocumentPart(
     formats={"CustomerOut": {"dob": "date", "email": "email"}},
     input_formats={"CustomerIn": {"dob": ("date", BLANK), "email": ("email", BLANK)}},
     error_schemas={"default": "MessageEnvelope"},
+    render=render,
+    sample_error=_sample_error,
 )

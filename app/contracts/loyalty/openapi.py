@@ -4,8 +4,12 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from app import errors
+from app.contracts.loyalty.http import render
 from app.contracts.loyalty.options import metadata
-from app.contracts.openapi import DocumentPart, header
+from app.contracts.loyalty.query import parse_ordering
+from app.contracts.openapi import TYPICAL_ERRORS, DocumentPart, header
+from app.contracts.routing import Problem
 from app.loyalty.schemas import (
     BOOLEAN_PATTERN,
     DATE_MSG,
@@ -79,7 +83,12 @@ _ITEM_EXAMPLE = {
 }
 
 
-def _item(properties: dict[str, Any], *, partial: bool = False) -> dict[str, Any]:
+_FORM_EXAMPLE = {**_ITEM_EXAMPLE, "is_male": "false"}  # a form sends text only
+
+
+def _item(
+    properties: dict[str, Any], example: dict[str, Any], *, partial: bool = False
+) -> dict[str, Any]:
     """POST and PUT need the required fields; PATCH may send any of them, or nothing at all."""
     if partial:
         return {"type": "object", "properties": properties, "example": {"discount": "5.00"}}
@@ -87,12 +96,12 @@ def _item(properties: dict[str, Any], *, partial: bool = False) -> dict[str, Any
         "type": "object",
         "properties": properties,
         "required": list(REQUIRED),
-        "example": _ITEM_EXAMPLE,
+        "example": example,
     }
 
 
-ITEM_SCHEMA = _item(_ITEM_PROPERTIES)
-FORM_ITEM_SCHEMA = _item(_FORM_PROPERTIES)
+ITEM_SCHEMA = _item(_ITEM_PROPERTIES, _ITEM_EXAMPLE)
+FORM_ITEM_SCHEMA = _item(_FORM_PROPERTIES, _FORM_EXAMPLE)
 FORMS = PARSES[1:]
 
 
@@ -151,9 +160,12 @@ LOYALTY_COMPONENTS: dict[str, Any] = {
         "example": [_ITEM_EXAMPLE],
     },
     "LoyaltyMemberForm": {**FORM_ITEM_SCHEMA, "title": "LoyaltyMemberForm"},
-    "LoyaltyMemberPatch": {**_item(_ITEM_PROPERTIES, partial=True), "title": "LoyaltyMemberPatch"},
+    "LoyaltyMemberPatch": {
+        **_item(_ITEM_PROPERTIES, {}, partial=True),
+        "title": "LoyaltyMemberPatch",
+    },
     "LoyaltyMemberPatchForm": {
-        **_item(_FORM_PROPERTIES, partial=True),
+        **_item(_FORM_PROPERTIES, {}, partial=True),
         "title": "LoyaltyMemberPatchForm",
     },
     "LoyaltyFieldErrors": {
@@ -253,6 +265,23 @@ _MEMBER = {
 }
 _BIRTHDAY_IN = ("date", {"type": "string", "pattern": DATE_PATTERN})
 
+
+def _sample_error(method: str, path: str, status: int) -> Exception | Problem | None:
+    """A typical cause of each documented error, as the register's routes meet it."""
+    if status == 400 and method in ("post", "put", "patch"):
+        return errors.Invalid({"client_birthday": [DATE_MSG]})
+    if status == 400 and (method, path) == ("get", _LIST):
+        try:
+            parse_ordering("nickname")
+        except errors.Invalid as exc:
+            return exc
+    if status == 404:
+        return errors.NotFound("Not found")
+    if status == 415:
+        return Problem(415, 'Unsupported media type "text/plain" in request.')
+    return TYPICAL_ERRORS.get(status)
+
+
 PART = DocumentPart(
     tags=("Loyalty register",),
     operation_ids={
@@ -293,4 +322,6 @@ PART = DocumentPart(
     },
     components=LOYALTY_COMPONENTS,
     error_schemas={"default": "LoyaltyDetail"},
+    render=render,
+    sample_error=_sample_error,
 )

@@ -3,12 +3,47 @@
 from copy import deepcopy
 from typing import Any
 
-from app.contracts.openapi import BLANK, DocumentContext, DocumentPart, header, ref
-from app.contracts.v1.schemas import CUSTOMER_EXAMPLE
+from app import errors
+from app.contracts.openapi import (
+    BLANK,
+    TYPICAL_ERRORS,
+    DocumentContext,
+    DocumentPart,
+    examples_of,
+    header,
+    ref,
+)
+from app.contracts.routing import Problem
+from app.contracts.v1.query import sort
+from app.contracts.v1.router import render
+from app.contracts.v1.schemas import CUSTOMER_EXAMPLE, V1Customer, V1PageEnvelope
+from app.contracts.v1.translate import NAME_MAX
+from app.errors import Message
 
 _LIST = "/api/v1/customers"
 _ONE = "/api/v1/customers/{customer_id}"
 _ETAG = header("The customer's current version, for If-None-Match and If-Match", required=True)
+_WRITES = ("post", "put", "patch")
+
+
+def _too_long() -> list[str]:
+    return [Message(f"Ensure this field has no more than {NAME_MAX} characters.", "too_long")]
+
+
+def _sample_error(method: str, path: str, status: int) -> Exception | Problem | None:
+    """A typical cause of each documented error, as this contract's routes meet it (the 400
+    of a write is the seed's own example)."""
+    if status == 400 and method in _WRITES:
+        return errors.Invalid({"first_name": _too_long(), "last_name": _too_long()})
+    if status == 400 and (method, path) == ("get", _LIST):
+        found: dict[str, list[str]] = {}
+        sort(found, "nickname")
+        return errors.Invalid(found)
+    if status == 404:
+        return errors.NotFound()
+    if status == 409 and method in _WRITES:
+        return errors.Conflict("A customer with this email already exists.", field="email")
+    return TYPICAL_ERRORS.get(status)
 
 
 def _bodies(schema: dict[str, Any], context: DocumentContext) -> None:
@@ -52,6 +87,7 @@ PART = DocumentPart(
         ("delete", _ONE): "v1_delete_customer",
     },
     examples={("post", _LIST): {"success": True, "status": 201, "data": CUSTOMER_EXAMPLE}},
+    component_examples=examples_of(V1Customer, V1PageEnvelope),
     headers={
         ("post", _LIST, "201"): {
             "ETag": _ETAG,
@@ -75,5 +111,7 @@ PART = DocumentPart(
     },
     # v1 keeps a plain `{"detail"}` for 401, as its seed has it.
     error_schemas={"401": "V1Unauthorized", "default": "V1ErrorEnvelope"},
+    render=render,
+    sample_error=_sample_error,
     adjust=_bodies,
 )

@@ -101,19 +101,7 @@ class V1ErrorData(BaseModel):
 
 
 class V1ErrorEnvelope(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "example": {
-                "success": False,
-                "status": 404,
-                "data": {
-                    "error": "Resource could not be located",
-                    "request": "/api/v1/customers/01HWJ8WH9X8WBK65EMGY9YKPBS",
-                    "method": "GET",
-                },
-            }
-        }
-    )
+    """Every error but 401; each documented answer shows its own example."""
 
     success: bool
     status: int

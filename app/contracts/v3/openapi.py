@@ -5,10 +5,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.contracts.openapi import DocumentPart
-from app.contracts.v3 import form
-from app.contracts.v3.http import NOT_AUTHENTICATED
+from app import errors
+from app.contracts import routing
+from app.contracts.openapi import TYPICAL_ERRORS, DocumentPart, examples_of
+from app.contracts.routing import Problem
+from app.contracts.v3 import form, language
+from app.contracts.v3.http import BAD_JSON, render
 
+_LANGUAGES = ("en", "sw", "fr", "ar", "pt", "es", "de", "zh")  # SUPPORTED_LANGUAGES' default
 _CUSTOMER_EXAMPLE: dict[str, Any] = {
     "customer_id": "01HWJ8WH9X8WBK65EMGY9YKPBS",
     "first_name": "Cynthia",
@@ -62,7 +66,7 @@ class FormField(BaseModel):
 
 def _example_form() -> dict[str, Any]:
     current = {k: v for k, v in _CUSTOMER_EXAMPLE.items() if k != "customer_id"}
-    return form.render(current, ["en", "sw", "fr", "ar", "pt", "es", "de", "zh"])
+    return form.render(current, _LANGUAGES)
 
 
 FORM_EXAMPLE = {
@@ -85,7 +89,6 @@ class CustomerForm(BaseModel):
 
 
 class V3Detail(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"example": {"detail": NOT_AUTHENTICATED}})
     detail: str
 
 
@@ -111,10 +114,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 # Declared here too (not only on the model) so the example keeps the form's field order.
 FORM_OK: dict[int | str, dict[str, Any]] = {
-    200: {
-        "description": "The form (with `has_errors` and per-field `errors` after a POST)",
-        "content": {"application/json": {"example": FORM_EXAMPLE}},
-    }
+    200: {"description": "The form (with `has_errors` and per-field `errors` after a POST)"}
 }
 FORM_BODY = {
     "requestBody": {
@@ -129,6 +129,22 @@ FORM_BODY = {
 }
 
 
+def _sample_error(method: str, path: str, status: int) -> Exception | Problem | None:
+    """A typical cause of each documented error, as the v3 routes meet it."""
+    if status == 400 and method == "post":
+        return errors.Invalid({routing.NON_FIELD: [BAD_JSON]})
+    if status == 403:  # a staff token on a self-service route
+        return errors.Forbidden("You do not have permission to perform this action.")
+    return TYPICAL_ERRORS.get(status)
+
+
+def _sample_language_error(method: str, path: str, status: int) -> Exception | Problem | None:
+    if status == 400 and method == "post":
+        languages = ", ".join(_LANGUAGES)
+        return errors.Invalid({"language": [f"Unsupported language; choose one of: {languages}."]})
+    return _sample_error(method, path, status)
+
+
 PART = DocumentPart(
     tags=("Customer API v3",),
     operation_ids={
@@ -137,8 +153,16 @@ PART = DocumentPart(
         ("get", "/api/v3/customer/update/"): "v3_get_update_form",
         ("post", "/api/v3/customer/update/"): "v3_post_update_form",
     },
+    # Set by the finishing pass, not on the route: FastAPI would drop the null values.
+    examples={
+        ("get", "/api/v3/customer/update/"): FORM_EXAMPLE,
+        ("post", "/api/v3/customer/update/"): FORM_EXAMPLE,
+    },
+    component_examples=examples_of(CustomerV3, CustomerForm),
     formats={"CustomerV3": {"dob": "date", "email": "email"}},
     error_schemas={"default": "V3Detail"},
+    render=render,
+    sample_error=_sample_error,
 )
 LANGUAGE_PART = DocumentPart(
     tags=("Customer API v3: language",),
@@ -146,5 +170,8 @@ LANGUAGE_PART = DocumentPart(
         ("get", "/api/v3/customer/language/"): "v3_get_language",
         ("post", "/api/v3/customer/language/"): "v3_set_language",
     },
+    component_examples=examples_of(language.LanguageOut, language.LanguageSet),
     error_schemas={"default": "LanguageError"},
+    render=language.render,
+    sample_error=_sample_language_error,
 )
