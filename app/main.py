@@ -28,7 +28,7 @@ from app.contracts.jambo.openapi import PART as JAMBO_DOCUMENT
 from app.contracts.loyalty import http as loyalty_http
 from app.contracts.loyalty import router as loyalty
 from app.contracts.loyalty.openapi import PART as LOYALTY_DOCUMENT
-from app.contracts.openapi import DocumentPart
+from app.contracts.openapi import DocumentContext, DocumentPart
 from app.contracts.openapi import finish as finish_document
 from app.contracts.redoc import add_redoc
 from app.contracts.routing import Renderer, render_problem, renderer_for_path
@@ -176,7 +176,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             document = _documented_errors(get_openapi_schema())
-            app.openapi_schema = finish_document(document, DOCUMENT_PARTS)
+            context = DocumentContext(staff_scopes=auth.staff_scopes(app.routes))
+            app.openapi_schema = finish_document(document, DOCUMENT_PARTS, context)
         return app.openapi_schema
 
     get_openapi_schema = app.openapi

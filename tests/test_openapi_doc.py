@@ -199,3 +199,18 @@ async def test_every_error_answer_shows_its_own_example(spec: dict[str, Any]) ->
         "'firstName' must be between 1 and 30 characters",
         "'lastName' must be between 1 and 30 characters",
     ]
+
+
+async def test_under_root_path_the_document_names_its_server_whatever_came_first(
+    settings: Any,
+) -> None:
+    """A 405 (whose Allow header reads the document) before any /openapi.json request."""
+    from app.main import create_app
+
+    application = create_app(settings.model_copy(update={"root_path": "/jambo"}))
+    transport = httpx.ASGITransport(app=application)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        refused = await c.delete("/jambo/api/v1/customers", headers=STAFF)
+        assert refused.status_code == 405
+        spec = (await c.get("/jambo/openapi.json")).json()
+    assert spec["servers"] == [{"url": "/jambo"}]

@@ -46,7 +46,7 @@ class Bearer(HTTPBearer):
     it: on the hottest routes FastAPI's cost per dependency is a visible share of a request.
     """
 
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy, staff_scope: str | None = None) -> None:
         super().__init__(
             auto_error=False,
             bearerFormat="JWT",
@@ -54,6 +54,7 @@ class Bearer(HTTPBearer):
             description="A JWT from POST /api/auth/token",
         )
         self.policy = policy
+        self.staff_scope = staff_scope  # the scope a staff token needs here (for the docs)
 
     async def __call__(self, request: Request) -> Principal | None:  # type: ignore[override]
         principal = _authenticate(request)
@@ -82,7 +83,7 @@ def staff_with(scope: str) -> Bearer:
             raise Forbidden("You do not have permission to perform this action.")
         return principal
 
-    return Bearer(policy)
+    return Bearer(policy, staff_scope=scope)
 
 
 def staff_or_self(scope: str) -> Bearer:
@@ -94,7 +95,7 @@ def staff_or_self(scope: str) -> Bearer:
             raise Forbidden("You do not have permission to perform this action.")
         return principal
 
-    return Bearer(policy)
+    return Bearer(policy, staff_scope=scope)
 
 
 def _customer(principal: Principal | None) -> Principal:
