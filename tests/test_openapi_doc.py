@@ -82,6 +82,34 @@ async def test_dates_timestamps_and_emails_carry_formats(spec: dict[str, Any]) -
     assert fmt("V1CustomerWrite", "dob") == "date"
     assert fmt("LoyaltyMemberWrite", "client_birthday") == "date"
     assert fmt("CustomerV3", "email") == "email"
+    assert fmt("CustomerFormIn", "dob") == "date"
+    assert fmt("ExportedCustomer", "dob") == "date"
+    assert fmt("ExportedMembership", "client_birthday") == "date"
+    assert fmt("CustomerExport", "exported_at") == "date-time"
+    # The register's birthday is a date written with a fixed time: no format fits it, so the
+    # document says what it is (and that it has no time zone) instead.
+    birthday = schemas["LoyaltyMemberOut"]["properties"]["client_birthday"]
+    assert fmt("LoyaltyMemberOut", "client_birthday") is None
+    assert {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}T00:00:00$"} in birthday["anyOf"]
+    assert "no time zone" in birthday["description"]
+
+
+async def test_the_v3_form_is_typed_for_generated_clients(spec: dict[str, Any]) -> None:
+    """The field `type` is an enum, and the POST body a named schema (issue 21)."""
+    schemas = spec["components"]["schemas"]
+    assert schemas["FormField"]["properties"]["type"]["enum"] == [
+        "string",
+        "email",
+        "phone",
+        "date",
+        "country",
+        "choice",
+    ]
+    post = spec["paths"]["/api/v3/customer/update/"]["post"]["requestBody"]
+    assert post["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/CustomerFormIn"
+    }
+    assert set(schemas["CustomerFormIn"]["properties"]) >= {"first_name", "mobile", "dob"}
 
 
 async def test_response_headers_are_declared(spec: dict[str, Any]) -> None:

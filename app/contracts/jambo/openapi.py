@@ -75,7 +75,14 @@ PART = DocumentPart(
         ("/api/customers", "page"): {"type": "integer", "minimum": 1},
         ("/api/customers", "page_size"): {"type": "integer", "minimum": 1},
     },
-    formats={"CustomerOut": {"dob": "date", "email": "email"}},
+    formats={
+        "CustomerOut": {"dob": "date", "email": "email"},
+        # The export (this contract's and v3's): the same document, store names.
+        "CustomerExport": {"exported_at": "date-time"},
+        "ExportedCustomer": {"dob": "date", "created_at": "date-time", "updated_at": "date-time"},
+        "ExportedMembership": {"client_birthday": "date"},
+        "ExportedAuditLine": {"at": "date-time"},
+    },
     input_formats={"CustomerIn": {"dob": ("date", BLANK), "email": ("email", BLANK)}},
     error_schemas={"default": "MessageEnvelope"},
     render=render,

@@ -105,6 +105,9 @@ FORM_ITEM_SCHEMA = _item(_FORM_PROPERTIES, _FORM_EXAMPLE)
 FORMS = PARSES[1:]
 
 
+BIRTHDAY_OUT_PATTERN = r"^\d{4}-\d{2}-\d{2}T00:00:00$"
+
+
 class LoyaltyMemberOut(BaseModel):
     """One member as the register shows it."""
 
@@ -113,7 +116,14 @@ class LoyaltyMemberOut(BaseModel):
     cardno: str | None = Field(examples=["33"])
     discount: str | None = Field(examples=["15.00"])
     client_name: str | None = Field(examples=["Mariya"])
-    client_birthday: str | None = Field(examples=["1982-11-17T00:00:00"])
+    client_birthday: str | None = Field(
+        examples=["1982-11-17T00:00:00"],
+        pattern=BIRTHDAY_OUT_PATTERN,
+        description="A calendar date with no time zone, written as seed 003 documents it: "
+        "the date, then `T00:00:00` (always; no offset). It is not a moment: read its first "
+        "10 characters as the date (YYYY-MM-DD) and show them as they are; a time-zone "
+        "conversion would move it to another day.",
+    )
     is_male: bool | None = Field(examples=[False])
 
 

@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app import errors
 from app.contracts import routing
-from app.contracts.openapi import TYPICAL_ERRORS, DocumentPart, examples_of
+from app.contracts.openapi import BLANK, TYPICAL_ERRORS, DocumentPart, examples_of
 from app.contracts.routing import Problem
 from app.contracts.v3 import form, language
 from app.contracts.v3.http import BAD_JSON, render
@@ -55,7 +55,10 @@ class Choice(BaseModel):
 class FormField(BaseModel):
     """One field of the form schema."""
 
-    type: str = Field(description="string | email | phone | date | country | choice")
+    type: form.FieldType = Field(
+        description="The input to show: free text, an e-mail address, a phone number, a date "
+        "(YYYY-MM-DD), a country (alpha-2, alpha-3 or English name), or one of `choices`"
+    )
     label: str
     required: bool
     max_length: int | None = Field(None, description="Only on free-text fields")
@@ -121,7 +124,7 @@ FORM_BODY = {
         "required": False,
         "content": {
             "application/json": {
-                "schema": CustomerFormIn.model_json_schema(),
+                "schema": {"$ref": "#/components/schemas/CustomerFormIn"},
                 "example": {"first_name": "Cyn", "mobile": "0712345678", "dob": "1985-09-06"},
             }
         },
@@ -158,8 +161,10 @@ PART = DocumentPart(
         ("get", "/api/v3/customer/update/"): FORM_EXAMPLE,
         ("post", "/api/v3/customer/update/"): FORM_EXAMPLE,
     },
+    components={"CustomerFormIn": CustomerFormIn.model_json_schema()},
     component_examples=examples_of(CustomerV3, CustomerForm),
     formats={"CustomerV3": {"dob": "date", "email": "email"}},
+    input_formats={"CustomerFormIn": {"dob": ("date", BLANK)}},
     error_schemas={"default": "V3Detail"},
     render=render,
     sample_error=_sample_error,
