@@ -40,6 +40,7 @@ from app.contracts.v3.openapi import LANGUAGE_PART as LANGUAGE_DOCUMENT
 from app.contracts.v3.openapi import PART as V3_DOCUMENT
 from app.db.migrations import head_revision
 from app.db.replica import PrimaryReadsMiddleware
+from app.idempotency.guard import REPLAYED
 from app.logs import setup_logging
 from app.metrics import watch_pools
 from app.middleware import ForwardedHeadersMiddleware, RequestContextMiddleware, RootPathMiddleware
@@ -62,6 +63,20 @@ DOCUMENT_PARTS: tuple[DocumentPart, ...] = (
     auth.PART,
     health.PART,
 )
+
+
+# What a script on another origin may read of an answer (CORS hides any other header): the
+# version for If-Match, where a creation went, the request id to quote, when to retry, how
+# to authenticate, and whether an Idempotency-Key answer was a replay.
+EXPOSED_HEADERS = [
+    "ETag",
+    "Location",
+    "Content-Location",
+    "X-Request-ID",
+    "Retry-After",
+    "WWW-Authenticate",
+    REPLAYED,
+]
 
 
 def _unmatched_renderers() -> list[tuple[str, Renderer]]:
@@ -192,7 +207,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_origins=settings.cors_allow_origins,
             allow_methods=["*"],
             allow_headers=["*"],
-            expose_headers=["ETag", "Location", "Content-Location", "X-Request-ID"],
+            expose_headers=EXPOSED_HEADERS,
             max_age=600,
         )
 
