@@ -190,6 +190,45 @@ def clients_list() -> None:
 
 
 @app.command()
+def mail(
+    count: Annotated[int, typer.Option("--count", "-n", help="How many, newest first")] = 5,
+    to: Annotated[str | None, typer.Option(help="Only the mail to this address")] = None,
+    code: Annotated[
+        bool, typer.Option("--code", help="Print only the newest code (for scripts)")
+    ] = False,
+    body: Annotated[bool, typer.Option("--body", help="Print each message whole")] = False,
+) -> None:
+    """Show the newest development mail (kept while SMTP_HOST is unset): codes and links."""
+    from app import dev_mailbox
+
+    settings = get_settings()
+    if settings.smtp_host:
+        console.print(f"SMTP_HOST is set ({settings.smtp_host}): mail is delivered, not kept.")
+    found = dev_mailbox.latest(settings.data_dir, max(1, count), to)
+    if code:
+        codes = [m.code for m in found if m.code]
+        if not codes:
+            console.print("[red]no code in the kept mail[/red]" + (f" to {to}" if to else ""))
+            raise typer.Exit(1)
+        print(codes[0])
+        return
+    if not found:
+        folder = dev_mailbox.mail_folder(settings.data_dir)
+        console.print(f"no mail kept in {folder}" + (f" to {to}" if to else ""))
+        return
+    for message in found:
+        when = message.sent_at[:19].replace("T", " ")
+        print(f"{when} UTC  to {message.to}  {message.subject}")
+        if body:
+            print("    " + message.body.rstrip().replace("\n", "\n    "))
+            continue
+        if message.code:
+            print(f"    code: {message.code}")
+        for link in message.links:
+            print(f"    link: {link}")
+
+
+@app.command()
 def seed(
     customers: Annotated[int, typer.Option(help="How many fake customers")] = 1000,
     loyalty: Annotated[int, typer.Option(help="How many fake loyalty members")] = 0,

@@ -6,6 +6,7 @@ import secrets
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
@@ -142,6 +143,8 @@ def start_service(database_url: str) -> tuple[subprocess.Popen[bytes], str]:
         "LOG_LEVEL": "WARNING",
         "SMTP_HOST": "",
         "ALLOWED_ORIGINS": ORIGIN,
+        # Its development mail (SMTP_HOST unset) kept apart from the project's own .data.
+        "DATA_DIR": tempfile.mkdtemp(prefix="jambo-serve-"),
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--no-migrate"],

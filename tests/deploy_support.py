@@ -75,6 +75,7 @@ def serve(
         "LOG_LEVEL": "WARNING",
         "SMTP_HOST": "",
         "ALLOWED_ORIGINS": ORIGIN,
+        "DATA_DIR": tempfile.mkdtemp(prefix="jambo-serve-"),  # its development mail
         **env,
     }
     # The log is kept for a failing test's reader (LOG_LEVEL=WARNING: errors only).
