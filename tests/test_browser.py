@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import make_token
+from tests.conftest import STAFF, make_token
 from tests.deploy_support import serve, stop
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -170,3 +170,73 @@ async def test_swagger_ui_token_form_sends_only_what_was_typed(
         assert (await status.first.inner_text()).strip() == "200", body
         assert '"scope": "loyalty:read"' in body
         await browser.close()
+
+
+MEMBER_10 = {
+    "loyalty_id": "10",
+    "cardno": "332",
+    "discount": "5",
+    "client_name": "Customer #1",
+    "client_birthday": "1970-10-20",
+    "is_male": True,
+}
+MEMBERS = (
+    "SELECT loyalty_id, cardno, discount, client_name, client_birthday, is_male"
+    " FROM loyalty_members"
+)
+
+
+async def _signed_in_page(browser, url: str):  # type: ignore[no-untyped-def]
+    page = await browser.new_page()
+    await page.goto(url)
+    await page.fill("#token", make_token())
+    await page.click("#token-form button")
+    await _page_shows(page, "HTTP 200 OK")
+    return page
+
+
+async def test_the_loyalty_raw_form_posted_as_shipped_changes_no_member(
+    live_server: str, client, db
+) -> None:
+    """The raw-data form once held the seed's sample (member "10"): one click replaced that
+    member's card, discount and gender. Now it holds nothing to send."""
+    from playwright.async_api import async_playwright
+
+    created = await client.post("/api/v1/loyalty/", json=MEMBER_10, headers=STAFF)
+    assert created.status_code == 201
+    before = await db.fetch(MEMBERS)
+    async with async_playwright() as p:
+        browser = await _browser(p)
+        page = await _signed_in_page(browser, f"{live_server}/api/v1/loyalty/.api")
+        raw = page.locator("form.item", has_text="Raw JSON")
+        assert await raw.locator("textarea").input_value() == ""
+        await raw.locator("button[type=submit]").click()
+        text = await _page_shows(page, "HTTP 400 Bad Request")
+        assert "loyalty_id: This field is required." in text
+        await browser.close()
+    assert await db.fetch(MEMBERS) == before
+
+
+async def test_deleting_from_the_loyalty_page_asks_first(live_server: str, client, db) -> None:
+    from playwright.async_api import async_playwright
+
+    await client.post("/api/v1/loyalty/", json=MEMBER_10, headers=STAFF)
+    asked: list[str] = []
+    async with async_playwright() as p:
+        browser = await _browser(p)
+        page = await _signed_in_page(browser, f"{live_server}/api/v1/loyalty/10/.api")
+
+        async def answer(dialog, accept: bool) -> None:  # type: ignore[no-untyped-def]
+            asked.append(dialog.message)
+            await (dialog.accept() if accept else dialog.dismiss())
+
+        page.once("dialog", lambda d: answer(d, False))
+        await page.get_by_role("button", name="DELETE this member").click()
+        await page.wait_for_timeout(500)
+        assert await db.fetchval("SELECT count(*) FROM loyalty_members") == 1
+        page.once("dialog", lambda d: answer(d, True))
+        await page.get_by_role("button", name="DELETE this member").click()
+        await _page_shows(page, "Loyalty List")
+        await browser.close()
+    assert asked == ["Delete member 10? This cannot be undone."] * 2
+    assert await db.fetchval("SELECT count(*) FROM loyalty_members") == 0
