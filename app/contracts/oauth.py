@@ -246,8 +246,9 @@ def _sign_in(schema: dict[str, Any], context: DocumentContext) -> None:
     schemes = schema["components"].setdefault("securitySchemes", {})
     schemes[SCHEME] = {
         "type": "oauth2",
-        "description": "Staff: an API client's id and secret (`jambo clients create`). "
-        "Customers: the e-mailed code at POST /api/auth/token, then the token as HTTPBearer.",
+        "description": "Staff: an API client's id and secret (`make run` prints one for "
+        "development; `jambo clients create` makes others). Customers: the e-mailed code at "
+        "POST /api/auth/token, then the token as HTTPBearer.",
         "flows": {
             "clientCredentials": {
                 "tokenUrl": "api/auth/token",
