@@ -5,9 +5,11 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import free_port
 
@@ -62,8 +64,15 @@ def _jambo(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_make_run_prints_a_client_for_docs_and_reset_starts_over(tmp_path: Path) -> None:
-    data = tmp_path / "data"
+@pytest.fixture
+def data(tmp_path: Path) -> Iterator[Path]:
+    """A DATA_DIR of the test's own; its embedded PostgreSQL is stopped afterwards."""
+    folder = tmp_path / "data"
+    yield folder
+    _jambo(folder, "db", "stop")
+
+
+def test_make_run_prints_a_client_for_docs_and_reset_starts_over(data: Path) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     first, printed = _serve(data, port)
@@ -101,7 +110,6 @@ def test_make_run_prints_a_client_for_docs_and_reset_starts_over(tmp_path: Path)
     finally:
         second.terminate()
         second.wait(timeout=30)
-        _jambo(data, "db", "stop")
 
 
 def test_reset_leaves_a_real_database_alone(tmp_path: Path) -> None:
