@@ -49,8 +49,9 @@ from app.services import open_services
 DESCRIPTION = """One store of customers and loyalty-programme members behind four contracts:
 **Jambo customers** (`/api/customers`, `/api/customer/…`), **Customer Management API v1**
 (`/api/v1/customers`), the **loyalty register** (`/api/v1/loyalty/`) and the **v3 self-service
-API** (`/api/v3/customer/…`). Authenticate with `Authorization: Bearer <JWT>`; get a token
-from `POST /api/auth/token`."""
+API** (`/api/v3/customer/…`). Authenticate with `Authorization: Bearer <JWT>`: on this page,
+**Authorize** with an API client's id and secret (`make run` prints one) or paste a token; a
+program gets one from `POST /api/auth/token`."""
 
 
 # What each contract states in /openapi.json beyond FastAPI's document (its own package says).
