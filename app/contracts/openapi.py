@@ -149,6 +149,11 @@ TYPICAL_ERRORS: dict[int, Exception | Problem] = {
     412: errors.PreconditionFailed(),
     413: errors.PayloadTooLarge("Request body is larger than 1048576 bytes."),
     422: errors.Unprocessable("This Idempotency-Key was already used with another request body."),
+    429: Problem(
+        429,
+        "Too many live Idempotency-Keys for this caller; retry later.",
+        headers={"Retry-After": "60"},
+    ),
     500: RuntimeError("unexpected"),
     503: errors.Unavailable(UNAVAILABLE),
 }
