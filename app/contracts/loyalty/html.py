@@ -18,7 +18,8 @@ from typing import Any
 
 from fastapi.responses import HTMLResponse
 
-from app.loyalty.schemas import MAX_LENGTH
+from app.errors import FieldError
+from app.loyalty.schemas import MAX_LENGTH, parse_boolean
 
 _LINK = re.compile(
     r"&quot;(url|next|previous)&quot;: &quot;(https?://(?:(?!&quot;)[^\s<>])*)&quot;"
@@ -126,12 +127,11 @@ def _input(name: str, label: str, value: object, errors: list[str], **attrs: obj
 
 def _choice(value: object) -> str:
     """The is_male option a value selects: stored booleans and typed text alike."""
-    text = str(value).strip().lower()
-    if value is True or text in ("true", "1", "yes", "y", "on", "t"):
-        return "true"
-    if value is False or text in ("false", "0", "no", "n", "off", "f"):
-        return "false"
-    return ""
+    try:
+        parsed = parse_boolean(value)
+    except FieldError:
+        return ""
+    return "" if parsed is None else "true" if parsed else "false"
 
 
 def _fields(current: Mapping[str, Any], errors: Mapping[str, Any]) -> str:
@@ -146,7 +146,7 @@ def _fields(current: Mapping[str, Any], errors: Mapping[str, Any]) -> str:
         for v, t in (("", "unknown"), ("true", "male"), ("false", "female"))
     )
     known = ("loyalty_id", "cardno", "discount", "client_name", "client_birthday", "is_male")
-    others = [m for m in _messages({k: v for k, v in errors.items() if k not in known})]
+    others = _messages({k: v for k, v in errors.items() if k not in known})
     return "".join(
         [
             _error_list(others, "form-errors"),
