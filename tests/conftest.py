@@ -1,8 +1,11 @@
 """Real parts only: a real PostgreSQL database per run, a real SMTP server, real JWTs."""
 
 import asyncio
+import atexit
+import functools
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -133,6 +136,15 @@ async def app(settings: Settings) -> AsyncIterator[Any]:
         yield application
 
 
+@functools.cache
+def serve_data_dir() -> str:
+    """DATA_DIR of the services the tests start: their development mail (SMTP_HOST unset) is
+    kept there, apart from the project's own .data, and removed when the run ends."""
+    folder = tempfile.mkdtemp(prefix="jambo-serve-")
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
+
+
 def start_service(database_url: str) -> tuple[subprocess.Popen[bytes], str]:
     """Start `jambo serve` on a free port over `database_url`; wait until it answers."""
     port = free_port()
@@ -143,8 +155,7 @@ def start_service(database_url: str) -> tuple[subprocess.Popen[bytes], str]:
         "LOG_LEVEL": "WARNING",
         "SMTP_HOST": "",
         "ALLOWED_ORIGINS": ORIGIN,
-        # Its development mail (SMTP_HOST unset) kept apart from the project's own .data.
-        "DATA_DIR": tempfile.mkdtemp(prefix="jambo-serve-"),
+        "DATA_DIR": serve_data_dir(),
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--no-migrate"],

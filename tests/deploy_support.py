@@ -20,7 +20,15 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from tests.conftest import JAMBO_CUSTOMER, JWT_SECRET, ORIGIN, STAFF, customer_auth, free_port
+from tests.conftest import (
+    JAMBO_CUSTOMER,
+    JWT_SECRET,
+    ORIGIN,
+    STAFF,
+    customer_auth,
+    free_port,
+    serve_data_dir,
+)
 
 
 def binary(name: str, *places: str) -> str | None:
@@ -75,7 +83,7 @@ def serve(
         "LOG_LEVEL": "WARNING",
         "SMTP_HOST": "",
         "ALLOWED_ORIGINS": ORIGIN,
-        "DATA_DIR": tempfile.mkdtemp(prefix="jambo-serve-"),  # its development mail
+        "DATA_DIR": serve_data_dir(),  # its development mail
         **env,
     }
     # The log is kept for a failing test's reader (LOG_LEVEL=WARNING: errors only).
