@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run stop test lint format bench migrate clean
+.PHONY: run stop reset test lint format bench migrate clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -23,6 +23,9 @@ run: $(STAMP)  ## serve on http://$(HOST):$(PORT) (embedded PostgreSQL unless DA
 
 stop:  ## stop the embedded PostgreSQL that `make run` leaves running
 	@if [ -x $(BIN)/jambo ]; then $(BIN)/jambo db stop; fi
+
+reset: $(STAMP)  ## start over empty: stops the service and the embedded PostgreSQL, deletes their data
+	$(BIN)/jambo reset --yes
 
 test: $(STAMP)  ## the whole suite on a real PostgreSQL (TEST_DATABASE_URL, else embedded)
 	$(BIN)/pytest -q

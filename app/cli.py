@@ -85,9 +85,11 @@ def serve(
         os.environ["ALLOWED_ORIGINS"] = ",".join(origins_for(host, port))
         get_settings.cache_clear()
 
+    from app.auth.signing import database_configured
     from app.server import uvicorn_options
 
     settings = get_settings()
+    embedded = not database_configured(settings)  # asked before the embedded URL is exported
     refuse_weak_secret(settings)
     url = resolve_database_url(settings)  # exported: every worker shares the database
     from app.db.migrations import schema_mismatch, wait_until_reachable
@@ -104,39 +106,63 @@ def serve(
         raise typer.Exit(code=1)
     if migrate_first:
         migrate_to_head()
-
     # A schema behind (or ahead of) this build would answer 500s: refuse to start instead.
-    problem = schema_mismatch(resolve_database_url(settings), settings.db_connect_timeout_seconds)
+    problem = schema_mismatch(url, settings.db_connect_timeout_seconds)
     if problem:
         console.print(f"[red]jambo serve: refusing to start: {problem}[/red]", soft_wrap=True)
         raise typer.Exit(code=1)
     if print_token:
-        from app.auth.tokens import STAFF_SCOPES, mint_token
+        _print_welcome(settings, host, port, embedded)
+    if embedded:
+        from app.dev_reset import forget_service, record_service
 
-        token = mint_token(settings, "cli-staff", "staff", STAFF_SCOPES, 12 * 3600)
-        console.print(
-            f"\n[bold]Jambo[/bold] on http://{host}:{port} (docs: http://{host}:{port}/docs)\n"
-            "A staff token (all scopes, valid 12 h) follows; try it with\n"
-            f'  curl -H "Authorization: Bearer $TOKEN" http://{host}:{port}/api/customers\n',
-            soft_wrap=True,
-        )
-        print(token, flush=True)
+        record_service(settings.data_dir)  # so that `jambo reset` can stop this service
     from app.tracing import adopt_env_files
 
     adopt_env_files(Settings.model_config.get("env_file"))  # OTEL_* from .env for each worker
-    uvicorn.run(
-        "app.main:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        proxy_headers=False,  # the app applies X-Forwarded-* itself (FORWARDED_ALLOW_IPS)
-        # Header cap, header/body read timeouts, keep-alive and connection cap (app/server.py).
-        **uvicorn_options(settings),
-        timeout_graceful_shutdown=20,
-        log_config=None,
-        access_log=False,
+    try:
+        uvicorn.run(
+            "app.main:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            proxy_headers=False,  # the app applies X-Forwarded-* itself (FORWARDED_ALLOW_IPS)
+            # Header cap, header/body read timeouts, keep-alive and connection cap (server.py).
+            **uvicorn_options(settings),
+            timeout_graceful_shutdown=20,
+            log_config=None,
+            access_log=False,
+        )
+    finally:
+        if embedded:
+            forget_service(settings.data_dir)
+
+
+def _print_welcome(settings: Settings, host: str, port: int, embedded: bool) -> None:
+    """Where the service is, how to sign in at /docs, and a staff token as the last line."""
+    from app.auth.tokens import STAFF_SCOPES, mint_token
+
+    base = f"http://{host}:{port}"
+    console.print(f"\n[bold]Jambo[/bold] on {base} (docs: {base}/docs)", soft_wrap=True)
+    if embedded:
+        from app.dev_client import ensure_dev_client
+
+        client_id, secret = _with_auth_service(
+            lambda service: ensure_dev_client(service, settings.data_dir)
+        )
+        console.print(
+            "Sign in at /docs: Authorize → OAuth2 (every staff scope)\n"
+            f"  client_id: {client_id}\n  client_secret: {secret}",
+            soft_wrap=True,
+        )
+    token = mint_token(settings, "cli-staff", "staff", STAFF_SCOPES, 12 * 3600)
+    console.print(
+        "A staff token (all scopes, valid 12 h) follows; try it with\n"
+        f'  curl -H "Authorization: Bearer $TOKEN" {base}/api/customers\n',
+        soft_wrap=True,
     )
+    print(token, flush=True)
 
 
 @app.command()
@@ -201,6 +227,87 @@ def clients_list() -> None:
     print("client_id\tname\tscopes\trevoked\tcreated_at")
     for row in rows:
         print("\t".join(str(row[k]) for k in ("client_id", "name", "scopes", "revoked", "created")))
+
+
+@app.command()
+def mail(
+    count: Annotated[int, typer.Option("--count", "-n", help="How many, newest first")] = 5,
+    to: Annotated[str | None, typer.Option(help="Only the mail to this address")] = None,
+    code: Annotated[
+        bool, typer.Option("--code", help="Print only the newest code (for scripts)")
+    ] = False,
+    body: Annotated[bool, typer.Option("--body", help="Print each message whole")] = False,
+) -> None:
+    """Show the newest development mail (kept while SMTP_HOST is unset): codes and links."""
+    from app import dev_mailbox
+
+    settings = get_settings()
+    if settings.smtp_host:
+        console.print(f"SMTP_HOST is set ({settings.smtp_host}): mail is delivered, not kept.")
+    found = dev_mailbox.latest(settings.data_dir, max(1, count), to)
+    if code:
+        codes = [m.code for m in found if m.code]
+        if not codes:
+            console.print("[red]no code in the kept mail[/red]" + (f" to {to}" if to else ""))
+            raise typer.Exit(1)
+        print(codes[0])
+        return
+    if not found:
+        folder = dev_mailbox.mail_folder(settings.data_dir)
+        console.print(f"no mail kept in {folder}" + (f" to {to}" if to else ""))
+        return
+    for message in found:
+        when = message.sent_at[:19].replace("T", " ")
+        print(f"{when} UTC  to {message.to}  {message.subject}")
+        if body:
+            print("    " + message.body.rstrip().replace("\n", "\n    "))
+            continue
+        if message.code:
+            print(f"    code: {message.code}")
+        for link in message.links:
+            print(f"    link: {link}")
+
+
+@app.command()
+def reset(
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask first")] = False,
+) -> None:
+    """Start over empty: stop the service and the embedded PostgreSQL, delete their data
+    (customers, members, API clients, the JWT secret and so every token, the kept mail)."""
+    from app.auth.signing import database_configured
+    from app.db.embedded import data_path
+    from app.dev_reset import reset as start_over
+
+    settings = get_settings()
+    if database_configured(settings):
+        console.print(
+            "[red]DATABASE_URL is set:[/red] jambo reset only empties the embedded PostgreSQL "
+            "of the development set-up; drop and re-create your own database yourself.",
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
+    folder = data_path(settings.data_dir)
+    if not yes and not typer.confirm(
+        f"Delete every customer, member, API client and token of the set-up in {folder}?"
+    ):
+        raise typer.Exit(1)
+    done = start_over(settings.data_dir)
+    service = f"jambo serve (pid {done.service_pid})" if done.service_pid else None
+    stopped = [s for s in (service, done.database_stopped and "the embedded PostgreSQL") if s]
+    console.print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
+    console.print(f"removed from {folder}: {', '.join(done.removed) or 'nothing (already empty)'}")
+    tokens = (
+        "JWT_SECRET is set, so tokens signed with it stay valid until they expire"
+        if settings.jwt_secret.get_secret_value()
+        else "a new JWT secret will be made, so every token issued until now is refused "
+        "(make run's and jambo token's included)"
+    )
+    console.print(
+        "Tokens and clients go too: every API client is gone (make run prints a new one for "
+        f"/docs; jambo clients create makes others), and {tokens}.\n"
+        "`make run` starts again, empty.",
+        soft_wrap=True,
+    )
 
 
 @app.command()

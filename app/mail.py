@@ -1,4 +1,4 @@
-"""Outgoing mail: SMTP through aiosmtplib, or the log in development."""
+"""Outgoing mail: SMTP through aiosmtplib, or kept for `jambo mail` in development."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Protocol
 
 import aiosmtplib
 
+from app import dev_mailbox
 from app.config import Settings
 from app.errors import Unavailable
 from app.metrics import MAIL_FAILURES, MAIL_SENDS
@@ -82,17 +83,30 @@ class SmtpMailer:
 
 
 class LogMailer:
-    """Development only: writes the message to the log instead of sending it."""
+    """Development only: nothing is sent; the message is kept under DATA_DIR for `jambo mail`
+    (or, where that folder cannot be written, put in the log whole)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
     async def send(self, to: str, subject: str, body: str) -> None:
-        log.warning("SMTP_HOST is not set; mail not sent. Subject: %s\n%s", subject, body)
+        try:
+            await asyncio.to_thread(dev_mailbox.keep, self.settings.data_dir, to, subject, body)
+        except OSError as exc:
+            log.warning(
+                "SMTP_HOST is not set; mail not sent (not kept either: %s). Subject: %s\n%s",
+                type(exc).__name__,
+                subject,
+                body,
+            )
+            return
+        log.warning(
+            "SMTP_HOST is not set; mail not sent. Subject: %s (`jambo mail` shows it)", subject
+        )
 
 
 def make_mailer(settings: Settings) -> Mailer:
-    """SMTP when SMTP_HOST is set, else the log."""
+    """SMTP when SMTP_HOST is set, else the development mailbox."""
     return SmtpMailer(settings) if settings.smtp_host else LogMailer(settings)
 
 

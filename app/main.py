@@ -25,17 +25,24 @@ from app.contracts.guards import (
 )
 from app.contracts.http import JSON
 from app.contracts.jambo import router as customers
+from app.contracts.jambo.openapi import PART as JAMBO_DOCUMENT
 from app.contracts.loyalty import http as loyalty_http
 from app.contracts.loyalty import router as loyalty
+from app.contracts.loyalty.openapi import PART as LOYALTY_DOCUMENT
+from app.contracts.openapi import DocumentContext, DocumentPart
 from app.contracts.openapi import finish as finish_document
 from app.contracts.redoc import add_redoc
 from app.contracts.routing import Renderer, render_problem, renderer_for_path
 from app.contracts.v1 import router as customers_v1
+from app.contracts.v1.openapi import PART as V1_DOCUMENT
 from app.contracts.v3 import language
 from app.contracts.v3 import router as me
+from app.contracts.v3.openapi import LANGUAGE_PART as LANGUAGE_DOCUMENT
+from app.contracts.v3.openapi import PART as V3_DOCUMENT
 from app.db.migrations import head_revision
 from app.db.replica import PrimaryReadsMiddleware
 from app.housekeeping import Housekeeper
+from app.idempotency.guard import REPLAYED
 from app.logs import setup_logging
 from app.metrics import watch_pools
 from app.middleware import ForwardedHeadersMiddleware, RequestContextMiddleware, RootPathMiddleware
@@ -45,8 +52,35 @@ from app.tracing import install as install_tracing
 DESCRIPTION = """One store of customers and loyalty-programme members behind four contracts:
 **Jambo customers** (`/api/customers`, `/api/customer/…`), **Customer Management API v1**
 (`/api/v1/customers`), the **loyalty register** (`/api/v1/loyalty/`) and the **v3 self-service
-API** (`/api/v3/customer/…`). Authenticate with `Authorization: Bearer <JWT>`; get a token
-from `POST /api/auth/token`."""
+API** (`/api/v3/customer/…`). Authenticate with `Authorization: Bearer <JWT>`: on this page,
+**Authorize** with an API client's id and secret (`make run` prints one) or paste a token; a
+program gets one from `POST /api/auth/token`."""
+
+
+# What each contract states in /openapi.json beyond FastAPI's document (its own package says).
+DOCUMENT_PARTS: tuple[DocumentPart, ...] = (
+    JAMBO_DOCUMENT,
+    V1_DOCUMENT,
+    LOYALTY_DOCUMENT,
+    V3_DOCUMENT,
+    LANGUAGE_DOCUMENT,
+    auth.PART,
+    health.PART,
+)
+
+
+# What a script on another origin may read of an answer (CORS hides any other header): the
+# version for If-Match, where a creation went, the request id to quote, when to retry, how
+# to authenticate, and whether an Idempotency-Key answer was a replay.
+EXPOSED_HEADERS = [
+    "ETag",
+    "Location",
+    "Content-Location",
+    "X-Request-ID",
+    "Retry-After",
+    "WWW-Authenticate",
+    REPLAYED,
+]
 
 
 def _unmatched_renderers() -> list[tuple[str, Renderer]]:
@@ -174,7 +208,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = finish_document(_documented_errors(get_openapi_schema()))
+            document = _documented_errors(get_openapi_schema())
+            context = DocumentContext(staff_scopes=auth.staff_scopes(app.routes))
+            app.openapi_schema = finish_document(document, DOCUMENT_PARTS, context)
         return app.openapi_schema
 
     get_openapi_schema = app.openapi
@@ -189,7 +225,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_origins=settings.cors_allow_origins,
             allow_methods=["*"],
             allow_headers=["*"],
-            expose_headers=["ETag", "Location", "Content-Location", "X-Request-ID"],
+            expose_headers=EXPOSED_HEADERS,
             max_age=600,
         )
 

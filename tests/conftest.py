@@ -1,8 +1,11 @@
 """Real parts only: a real PostgreSQL database per run, a real SMTP server, real JWTs."""
 
 import asyncio
+import atexit
+import functools
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -133,6 +136,15 @@ async def app(settings: Settings) -> AsyncIterator[Any]:
         yield application
 
 
+@functools.cache
+def serve_data_dir() -> str:
+    """DATA_DIR of the services the tests start: their development mail (SMTP_HOST unset) is
+    kept there, apart from the project's own .data, and removed when the run ends."""
+    folder = tempfile.mkdtemp(prefix="jambo-serve-")
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
+
+
 def start_service(
     database_url: str,
     env: dict[str, str | None] | None = None,
@@ -154,6 +166,7 @@ def start_service(
         "LOG_LEVEL": "WARNING",
         "SMTP_HOST": "",
         "ALLOWED_ORIGINS": ORIGIN,
+        "DATA_DIR": serve_data_dir(),
     }
     for name, value in (env or {}).items():
         if value is None:

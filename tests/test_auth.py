@@ -70,7 +70,8 @@ async def test_client_credentials_with_http_basic_and_narrowed_scope(client, api
     assert write.status_code == 403
     wider = {"grant_type": "client_credentials", "scope": "loyalty:write"}
     refused = await client.post(TOKEN, data=wider, headers=basic(client_id, secret))
-    assert (refused.status_code, refused.json()) == (400, {"error": "invalid_scope"})
+    assert (refused.status_code, refused.json()["error"]) == (400, "invalid_scope")
+    assert "jambo clients list" in refused.json()["error_description"]  # says what to do
 
 
 @pytest.mark.parametrize(
@@ -136,7 +137,10 @@ async def test_client_inserted_directly_in_the_db(client, db) -> None:
 )
 async def test_unsupported_grants_are_400(client, data, expected) -> None:
     response = await client.post(TOKEN, data=data)
-    assert (response.status_code, response.json()) == (400, {"error": expected})
+    assert (response.status_code, response.json()["error"]) == (400, expected)
+    assert response.json()["error_description"] == (
+        "grant_type must be client_credentials or urn:jambo:email-code."
+    )
 
 
 async def test_token_endpoint_wants_form_encoding(client, api_client) -> None:
@@ -328,14 +332,26 @@ async def test_malformed_email_code_grants_are_400(client, data) -> None:
 
 
 async def test_openapi_documents_each_grant_with_its_own_fields(client) -> None:
+    """One form of named fields (Swagger UI shows one input each, left empty) and a named
+    example per grant with the fields that grant needs; sign-in from /docs by OAuth2."""
     spec = (await client.get("/openapi.json")).json()
     body = spec["paths"][TOKEN]["post"]["requestBody"]["content"]
-    grants = {
-        g["properties"]["grant_type"]["const"]: g
-        for g in body["application/x-www-form-urlencoded"]["schema"]["oneOf"]
-    }
-    assert grants["client_credentials"]["required"] == ["grant_type"]  # or in HTTP Basic
-    assert grants[GRANT]["required"] == ["grant_type", "email", "code"]
+    form = body["application/x-www-form-urlencoded"]
+    fields = spec["components"]["schemas"]["TokenRequest"]
+    assert fields["required"] == ["grant_type"]
+    assert fields["properties"]["grant_type"]["enum"] == ["client_credentials", GRANT]
+    for name in ("client_id", "client_secret", "scope", "email", "code"):
+        assert fields["properties"][name]["examples"] == [""], name
+    examples = {e["value"]["grant_type"]: e["value"] for e in form["examples"].values()}
+    assert set(examples["client_credentials"]) == {"grant_type", "client_id", "client_secret"}
+    assert set(examples[GRANT]) == {"grant_type", "email", "code"}
+    oauth2 = spec["components"]["securitySchemes"]["OAuth2"]["flows"]["clientCredentials"]
+    assert oauth2["tokenUrl"] == "api/auth/token"  # relative: right under ROOT_PATH too
+    assert set(oauth2["scopes"]) >= {"customers:read", "loyalty:write"}
+    listed = spec["paths"]["/api/v1/loyalty/"]["get"]["security"]
+    assert listed == [{"HTTPBearer": []}, {"OAuth2": ["loyalty:read"]}]
+    own = spec["paths"]["/api/v3/customer/"]["get"]["security"]
+    assert own == [{"HTTPBearer": []}]  # customers only: a client's token would be refused
 
 
 @pytest.mark.parametrize(

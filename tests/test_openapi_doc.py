@@ -3,13 +3,15 @@
 tests/clients/run.sh generates real clients from it; these checks pin what it relies on.
 """
 
+import json
 import re
 from typing import Any
 
 import httpx
 import pytest
 
-from app.contracts.openapi import OPERATION_IDS, operations_without_example
+from app.contracts.openapi import operation_ids, operations_without_example
+from app.main import DOCUMENT_PARTS
 from tests.conftest import STAFF
 
 
@@ -35,7 +37,7 @@ async def test_component_names_are_readable_and_unique(spec: dict[str, Any]) -> 
 
 async def test_every_operation_has_its_chosen_id(spec: dict[str, Any]) -> None:
     found = {(m, p): o["operationId"] for m, p, o in _operations(spec)}
-    assert found == OPERATION_IDS
+    assert found == operation_ids(DOCUMENT_PARTS)
     assert len(set(found.values())) == len(found)
     assert found[("get", "/api/v1/customers/{customer_id}")] == "v1_get_customer"
     assert found[("post", "/api/v1/loyalty/")] == "loyalty_create_members"
@@ -80,6 +82,34 @@ async def test_dates_timestamps_and_emails_carry_formats(spec: dict[str, Any]) -
     assert fmt("V1CustomerWrite", "dob") == "date"
     assert fmt("LoyaltyMemberWrite", "client_birthday") == "date"
     assert fmt("CustomerV3", "email") == "email"
+    assert fmt("CustomerFormIn", "dob") == "date"
+    assert fmt("ExportedCustomer", "dob") == "date"
+    assert fmt("ExportedMembership", "client_birthday") == "date"
+    assert fmt("CustomerExport", "exported_at") == "date-time"
+    # The register's birthday is a date written with a fixed time: no format fits it, so the
+    # document says what it is (and that it has no time zone) instead.
+    birthday = schemas["LoyaltyMemberOut"]["properties"]["client_birthday"]
+    assert fmt("LoyaltyMemberOut", "client_birthday") is None
+    assert {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}T00:00:00$"} in birthday["anyOf"]
+    assert "no time zone" in birthday["description"]
+
+
+async def test_the_v3_form_is_typed_for_generated_clients(spec: dict[str, Any]) -> None:
+    """The field `type` is an enum, and the POST body a named schema (issue 21)."""
+    schemas = spec["components"]["schemas"]
+    assert schemas["FormField"]["properties"]["type"]["enum"] == [
+        "string",
+        "email",
+        "phone",
+        "date",
+        "country",
+        "choice",
+    ]
+    post = spec["paths"]["/api/v3/customer/update/"]["post"]["requestBody"]
+    assert post["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/CustomerFormIn"
+    }
+    assert set(schemas["CustomerFormIn"]["properties"]) >= {"first_name", "mobile", "dob"}
 
 
 async def test_response_headers_are_declared(spec: dict[str, Any]) -> None:
@@ -149,3 +179,66 @@ async def test_redoc_fetches_nothing_from_outside(client: httpx.AsyncClient) -> 
     assert "cdn." not in policy and "https:" not in policy
     script = await client.get("/static-offline-docs/redoc.standalone.js")
     assert script.status_code == 200
+
+
+def _check_against(spec: dict[str, Any], schema: dict[str, Any], example: Any) -> None:
+    """The example is valid under its schema (references into the document resolved)."""
+    from jsonschema import Draft202012Validator
+
+    Draft202012Validator({**schema, "components": spec["components"]}).validate(example)
+
+
+async def test_every_example_fits_its_schema(spec: dict[str, Any]) -> None:
+    """Answers' and components' examples alike, null values included."""
+    for name, component in spec["components"]["schemas"].items():
+        if "example" in component:
+            try:
+                _check_against(spec, {"$ref": f"#/components/schemas/{name}"}, component["example"])
+            except Exception as exc:
+                raise AssertionError((name, str(exc)[:300])) from None
+    for method, path, operation in _operations(spec):
+        for status, answer in operation["responses"].items():
+            media = answer.get("content", {}).get("application/json", {})
+            if "example" in media and "schema" in media:
+                try:
+                    _check_against(spec, media["schema"], media["example"])
+                except Exception as exc:
+                    raise AssertionError((method, path, status, str(exc)[:300])) from None
+
+
+async def test_every_error_answer_shows_its_own_example(spec: dict[str, Any]) -> None:
+    """A 400 shows a 400, not the 404's example (issue 21)."""
+    for method, path, operation in _operations(spec):
+        shown: dict[str, str] = {}
+        for status, answer in operation["responses"].items():
+            media = answer.get("content", {}).get("application/json")
+            if status < "400" or media is None or not path.startswith("/api/"):
+                continue
+            example = media.get("example")
+            assert example is not None, (method, path, status)
+            if isinstance(example, dict):
+                for key in ("status", "statusCode"):
+                    assert example.get(key, int(status)) == int(status), (method, path, status)
+            text = json.dumps(example, sort_keys=True)
+            assert text not in shown.values(), (method, path, status, shown)
+            shown[status] = text
+    v1 = spec["paths"]["/api/v1/customers"]["post"]["responses"]
+    assert v1["400"]["content"]["application/json"]["example"]["data"]["error"] == [
+        "'firstName' must be between 1 and 30 characters",
+        "'lastName' must be between 1 and 30 characters",
+    ]
+
+
+async def test_under_root_path_the_document_names_its_server_whatever_came_first(
+    settings: Any,
+) -> None:
+    """A 405 (whose Allow header reads the document) before any /openapi.json request."""
+    from app.main import create_app
+
+    application = create_app(settings.model_copy(update={"root_path": "/jambo"}))
+    transport = httpx.ASGITransport(app=application)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        refused = await c.delete("/jambo/api/v1/customers", headers=STAFF)
+        assert refused.status_code == 405
+        spec = (await c.get("/jambo/openapi.json")).json()
+    assert spec["servers"] == [{"url": "/jambo"}]

@@ -72,6 +72,25 @@ async def test_cors_preflight_for_a_configured_origin(client: httpx.AsyncClient)
     assert "access-control-allow-origin" not in other.headers
 
 
+async def test_cors_exposes_the_headers_a_script_needs(client: httpx.AsyncClient) -> None:
+    """A frontend on another origin can read every header it acts on (issue 21)."""
+    response = await client.get(
+        "/api/v1/customers/01HWJ8WH9X8WBK65EMGY9YKPBS",
+        headers={"Origin": "https://frontend.example.com"},
+    )
+    assert response.status_code == 401
+    exposed = {h.strip() for h in response.headers["access-control-expose-headers"].split(",")}
+    assert exposed == {
+        "ETag",
+        "Location",
+        "Content-Location",
+        "X-Request-ID",
+        "Retry-After",
+        "WWW-Authenticate",
+        "Idempotent-Replayed",
+    }
+
+
 async def test_root_path_prefixes_links_and_docs(settings, client: httpx.AsyncClient) -> None:
     """(`client` is requested for its clean-up of the rows created here.)"""
     from app.main import create_app

@@ -37,7 +37,7 @@ class Bearer(HTTPBearer):
     it: on the hottest routes FastAPI's cost per dependency is a visible share of a request.
     """
 
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy, staff_scope: str | None = None) -> None:
         super().__init__(
             auto_error=False,
             bearerFormat="JWT",
@@ -45,6 +45,7 @@ class Bearer(HTTPBearer):
             description="A JWT from POST /api/auth/token",
         )
         self.policy = policy
+        self.staff_scope = staff_scope  # the scope a staff token needs here (for the docs)
 
     async def __call__(self, request: Request) -> Principal | None:  # type: ignore[override]
         principal = _authenticate(request)
@@ -75,7 +76,7 @@ def staff_with(scope: str) -> Bearer:
             raise Forbidden("You do not have permission to perform this action.")
         return principal
 
-    return Bearer(policy)
+    return Bearer(policy, staff_scope=scope)
 
 
 def staff_or_self(scope: str) -> Bearer:
@@ -87,7 +88,7 @@ def staff_or_self(scope: str) -> Bearer:
             raise Forbidden("You do not have permission to perform this action.")
         return principal
 
-    return Bearer(policy)
+    return Bearer(policy, staff_scope=scope)
 
 
 def _customer(principal: Principal | None) -> Principal:

@@ -13,6 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from app.config import Settings
+from app.db.embedded import data_path
 
 # Values that were ever published (.env.example, docker-compose.yml, the old default):
 # anyone can sign staff tokens with them, so they are never used.
@@ -68,7 +69,8 @@ def hmac_secret(settings: Settings) -> str:
     secret = settings.jwt_secret.get_secret_value()
     if secret and secret not in PUBLISHED_SECRETS:
         return secret
-    return kept_secret(str(Path(settings.data_dir).absolute()))
+    # The same folder as the embedded server's, whichever folder `jambo` is run from.
+    return kept_secret(str(data_path(settings.data_dir)))
 
 
 def database_configured(settings: Settings) -> bool:

@@ -1,12 +1,14 @@
 """Liveness and readiness probes."""
 
 import asyncio
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from app.contracts.deps import services
 from app.contracts.http import JSON
+from app.contracts.openapi import DocumentContext, DocumentPart
 
 router = APIRouter(tags=["Operations"])
 READY_WITHIN = 1.5  # seconds
@@ -49,3 +51,25 @@ async def readyz(request: Request) -> Response:
             headers=RETRY,
         )
     return JSON({"status": "ready", "migration": current})
+
+
+def _metrics_as_text(schema: dict[str, Any], context: DocumentContext) -> None:
+    """/metrics answers Prometheus's text format, never JSON."""
+    operation = schema["paths"].get("/metrics", {}).get("get")
+    if operation is None:
+        return
+    for answer in operation.get("responses", {}).values():
+        answer.pop("content", None)
+    operation["responses"]["200"]["content"] = {"text/plain": {"schema": {"type": "string"}}}
+
+
+PART = DocumentPart(
+    tags=("Operations",),
+    operation_ids={
+        ("get", "/healthz"): "ops_healthz",
+        ("get", "/readyz"): "ops_readyz",
+        ("get", "/metrics"): "ops_metrics",
+    },
+    examples={("get", "/metrics"): "# HELP http_requests_total Requests answered\n"},
+    adjust=_metrics_as_text,
+)

@@ -93,6 +93,7 @@ class ExportedCustomer(BaseModel):
     id: str
     first_name: str
     last_name: str
+    dob: str | None = Field(None, description="YYYY-MM-DD")
     created_at: str
     updated_at: str
     version: int
@@ -104,6 +105,7 @@ class ExportedMembership(BaseModel):
     model_config = ConfigDict(extra="allow")
     id: int
     loyalty_id: str
+    client_birthday: str | None = Field(None, description="YYYY-MM-DD")
 
 
 class ExportedAuditLine(BaseModel):

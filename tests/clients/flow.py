@@ -17,6 +17,7 @@ sys.path.insert(0, sys.argv[2])
 from jambo_client import AuthenticatedClient  # noqa: E402
 from jambo_client.api.customer_api_v_3 import v3_get_customer  # noqa: E402
 from jambo_client.api.customer_management_api_v_1 import (  # noqa: E402
+    v1_create_customer,
     v1_get_customer,
     v1_list_customers,
     v1_patch_customer,
@@ -36,6 +37,8 @@ from jambo_client.models import (  # noqa: E402
     UpsertResult,
     V1Customer,
     V1CustomerPatch,
+    V1CustomerWrite,
+    V1ErrorEnvelope,
     V1PageEnvelope,
 )
 
@@ -92,6 +95,15 @@ stale = v1_patch_customer.sync_detailed(
 )
 expect(stale.status_code == HTTPStatus.PRECONDITION_FAILED, "a stale If-Match was accepted")
 step("v1 PATCH (If-Match)", patched.status_code, f"new ETag={patched.headers['ETag']}; stale 412")
+
+refused = v1_create_customer.sync_detailed(
+    client=staff, body=V1CustomerWrite(first_name="x" * 31, last_name="Okafor")
+)
+expect(isinstance(refused.parsed, V1ErrorEnvelope), f"v1 400: {refused.content!r}")
+assert isinstance(refused.parsed, V1ErrorEnvelope)
+fields = refused.parsed.data.fields
+expect(fields is not None and "firstName" in fields.to_dict(), f"no data.fields: {fields!r}")
+step("v1 400 (data.fields)", refused.status_code, f"fields={fields.to_dict() if fields else None}")
 
 listed = v1_list_customers.sync_detailed(
     client=staff, last_name=f"Norris{tag}", sort_by="lastName:desc,firstName", page_size=10

@@ -2,7 +2,8 @@
 # Generated clients against the live service (issue 15), as a frontend team would make them:
 #   1. openapi-python-client (throw-away venv) from /openapi.json: no warning, every module
 #      imports, and one flow through it (tests/clients/flow.py);
-#   2. openapi-typescript types from the same document, and `tsc --strict` over usage.ts.
+#   2. openapi-typescript types from the same document, and `tsc --strict` over usage.ts
+#      (which calls the service through openapi-fetch, typed by them).
 # It starts its own `jambo serve` on a free port over a throw-away database (the PostgreSQL
 # on 127.0.0.1:5432 when one answers, else an embedded one in a temporary folder).
 # Needs network access to PyPI and npm. Usage: tests/clients/run.sh [python-of-the-project]
@@ -13,6 +14,7 @@ PY=${1:-${JAMBO_PYTHON:-$ROOT/.venv/bin/python}}
 OPC_VERSION=${OPC_VERSION:-0.29.1}
 OPENAPI_TS_VERSION=${OPENAPI_TS_VERSION:-7.13.0}
 TYPESCRIPT_VERSION=${TYPESCRIPT_VERSION:-5.9.3}
+OPENAPI_FETCH_VERSION=${OPENAPI_FETCH_VERSION:-0.17.0}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/jambo-clients.XXXXXX")
 ORIGIN="http://127.0.0.1:8000"
 export PYTHONPATH=$ROOT JAMBO_CLI="$PY -m app.cli"  # the project's code, for its own python
@@ -53,9 +55,8 @@ async def main():
     await conn.close()
 asyncio.run(main())' "$ADMIN_URL" "$DB_NAME"
     export DATABASE_URL="postgresql+asyncpg://postgres@127.0.0.1:5432/$DB_NAME"
-else
-    export DATA_DIR="$WORK/data"  # the embedded server, in this run's own folder
 fi
+export DATA_DIR="$WORK/data"  # the embedded server (if any) and the kept mail, in this run's folder
 PORT=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 BASE="http://127.0.0.1:$PORT"
 "$PY" -m app.cli migrate >/dev/null
@@ -88,8 +89,10 @@ echo "--- openapi-python-client $OPC_VERSION: no warnings"
 PYTHONPATH= "$WORK/venv/bin/python" tests/clients/import_all.py "$WORK" jambo_client
 PYTHONPATH= "$WORK/venv/bin/python" tests/clients/flow.py "$BASE" "$WORK" "$ORIGIN"
 grep -q "mail not sent" "$WORK/server.log" ||
-    { echo "the deletion mail was not written to the log" >&2; exit 1; }
-echo "deletion mail written to the service's log (SMTP_HOST unset)"
+    { echo "the deletion mail was not noted in the log" >&2; exit 1; }
+"$PY" -m app.cli mail -n 1 | grep -q "link: $ORIGIN/api/customer/" ||
+    { echo "jambo mail did not show the deletion link" >&2; exit 1; }
+echo "deletion link kept for jambo mail (SMTP_HOST unset)"
 
 # --- TypeScript: openapi-typescript + tsc
 mkdir -p "$WORK/ts"
@@ -98,8 +101,10 @@ cp tests/clients/usage.ts tests/clients/tsconfig.json "$WORK/ts/"
     cd "$WORK/ts"
     npm init -y >/dev/null
     npm install --silent --no-audit --no-fund \
-        "openapi-typescript@$OPENAPI_TS_VERSION" "typescript@$TYPESCRIPT_VERSION" >/dev/null
+        "openapi-typescript@$OPENAPI_TS_VERSION" "typescript@$TYPESCRIPT_VERSION" \
+        "openapi-fetch@$OPENAPI_FETCH_VERSION" >/dev/null
     npx openapi-typescript ../openapi.json -o schema.d.ts 2>&1 | tail -1
     npx tsc -p tsconfig.json
 )
-echo "--- openapi-typescript $OPENAPI_TS_VERSION + tsc $TYPESCRIPT_VERSION --strict: OK"
+echo "--- openapi-typescript $OPENAPI_TS_VERSION + openapi-fetch $OPENAPI_FETCH_VERSION" \
+    "+ tsc $TYPESCRIPT_VERSION --strict: OK"

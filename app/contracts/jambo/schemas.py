@@ -68,8 +68,10 @@ class CustomerList(BaseModel):
 
 
 class MessageEnvelope(BaseModel):
+    """A message, or the field errors of a 400/409 (`{"field": ["message", …]}`)."""
+
     statusCode: int
-    body: Any = None
+    body: str | dict[str, list[str]] | None = None
 
 
 class DeletionRequest(BaseModel):

@@ -13,7 +13,7 @@ from fastapi.responses import Response
 from app.bodies import OFF_LOOP_BYTES, run_off_loop_if, strip_trailing_commas
 from app.config import Settings
 from app.contracts.http import JSON, wants_html
-from app.contracts.loyalty.html import browsable_page
+from app.contracts.loyalty.html import Submitted, browsable_page
 from app.contracts.routing import (
     Problem,
     contract_route,
@@ -98,8 +98,10 @@ def respond(
             **(headers or {}),
         }
         page_url = f"{request.url.path}?{request.url.query}" if request.url.query else None
-        key = data.get("loyalty_id") if isinstance(data, dict) else None
-        key = key or request.path_params.get("loyalty_id")
+        # The member shown (a rename moves the forms to its new URL), or the one asked for;
+        # never a refused body's `loyalty_id`, which holds messages.
+        member = data if status < 400 and isinstance(data, dict) and "loyalty_id" in data else None
+        key = (member or {}).get("loyalty_id") or request.path_params.get("loyalty_id")
         target = item_url(request, str(key)) if item and key else None
         response: Response = browsable_page(
             title="Loyalty Instance" if item else "Loyalty List",
@@ -110,8 +112,9 @@ def respond(
             data=data,
             list_url=f"{list_url(request)}?format=api",
             action=f"{target or list_url(request)}?format=api",
-            item=data if isinstance(data, dict) and "loyalty_id" in data else None,
+            item=member,
             is_list=not item,
+            submitted=getattr(request.state, "submitted", None),
         )
         response.headers.update(headers or {})
         return response
@@ -211,10 +214,12 @@ async def read_payload(request: Request) -> tuple[Any, str | None]:
             content, kind = data.pop("_content"), data.pop("_content_type", "application/json")
             if not isinstance(content, str) or kind != "application/json":
                 raise BadBody(415, f'Unsupported media type "{kind}" in request.')
+            request.state.submitted = Submitted(raw=content)  # shown again if refused
             if not content.strip():
                 return {}, override
             raw = content.encode()
             return await run_off_loop_if(len(raw) > OFF_LOOP_BYTES, _json, raw), override
+        request.state.submitted = Submitted(values=data)
         return data, override
     if media in ("", "application/json") or media.endswith("+json"):
         body = await request.body()

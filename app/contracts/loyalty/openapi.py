@@ -4,6 +4,12 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from app import errors
+from app.contracts.loyalty.http import render
+from app.contracts.loyalty.options import metadata
+from app.contracts.loyalty.query import parse_ordering
+from app.contracts.openapi import TYPICAL_ERRORS, DocumentPart, header
+from app.contracts.routing import Problem
 from app.loyalty.schemas import (
     BOOLEAN_PATTERN,
     DATE_MSG,
@@ -77,7 +83,12 @@ _ITEM_EXAMPLE = {
 }
 
 
-def _item(properties: dict[str, Any], *, partial: bool = False) -> dict[str, Any]:
+_FORM_EXAMPLE = {**_ITEM_EXAMPLE, "is_male": "false"}  # a form sends text only
+
+
+def _item(
+    properties: dict[str, Any], example: dict[str, Any], *, partial: bool = False
+) -> dict[str, Any]:
     """POST and PUT need the required fields; PATCH may send any of them, or nothing at all."""
     if partial:
         return {"type": "object", "properties": properties, "example": {"discount": "5.00"}}
@@ -85,13 +96,16 @@ def _item(properties: dict[str, Any], *, partial: bool = False) -> dict[str, Any
         "type": "object",
         "properties": properties,
         "required": list(REQUIRED),
-        "example": _ITEM_EXAMPLE,
+        "example": example,
     }
 
 
-ITEM_SCHEMA = _item(_ITEM_PROPERTIES)
-FORM_ITEM_SCHEMA = _item(_FORM_PROPERTIES)
+ITEM_SCHEMA = _item(_ITEM_PROPERTIES, _ITEM_EXAMPLE)
+FORM_ITEM_SCHEMA = _item(_FORM_PROPERTIES, _FORM_EXAMPLE)
 FORMS = PARSES[1:]
+
+
+BIRTHDAY_OUT_PATTERN = r"^\d{4}-\d{2}-\d{2}T00:00:00$"
 
 
 class LoyaltyMemberOut(BaseModel):
@@ -102,7 +116,14 @@ class LoyaltyMemberOut(BaseModel):
     cardno: str | None = Field(examples=["33"])
     discount: str | None = Field(examples=["15.00"])
     client_name: str | None = Field(examples=["Mariya"])
-    client_birthday: str | None = Field(examples=["1982-11-17T00:00:00"])
+    client_birthday: str | None = Field(
+        examples=["1982-11-17T00:00:00"],
+        pattern=BIRTHDAY_OUT_PATTERN,
+        description="A calendar date with no time zone, written as seed 003 documents it: "
+        "the date, then `T00:00:00` (always; no offset). It is not a moment: read its first "
+        "10 characters as the date (YYYY-MM-DD) and show them as they are; a time-zone "
+        "conversion would move it to another day.",
+    )
     is_male: bool | None = Field(examples=[False])
 
 
@@ -137,8 +158,8 @@ def _schema_ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-# Named bodies (added to the document's components by app.contracts.openapi): generators build one
-# class per name, and a list body needs its own name to be sent as a list.
+# Named bodies (added to the document's components by PART): generators build one class per
+# name, and a list body needs its own name to be sent as a list.
 LOYALTY_COMPONENTS: dict[str, Any] = {
     "LoyaltyMemberWrite": {**ITEM_SCHEMA, "title": "LoyaltyMemberWrite"},
     "LoyaltyMemberBulk": {
@@ -149,9 +170,12 @@ LOYALTY_COMPONENTS: dict[str, Any] = {
         "example": [_ITEM_EXAMPLE],
     },
     "LoyaltyMemberForm": {**FORM_ITEM_SCHEMA, "title": "LoyaltyMemberForm"},
-    "LoyaltyMemberPatch": {**_item(_ITEM_PROPERTIES, partial=True), "title": "LoyaltyMemberPatch"},
+    "LoyaltyMemberPatch": {
+        **_item(_ITEM_PROPERTIES, {}, partial=True),
+        "title": "LoyaltyMemberPatch",
+    },
     "LoyaltyMemberPatchForm": {
-        **_item(_FORM_PROPERTIES, partial=True),
+        **_item(_FORM_PROPERTIES, {}, partial=True),
         "title": "LoyaltyMemberPatchForm",
     },
     "LoyaltyFieldErrors": {
@@ -237,3 +261,77 @@ IDEMPOTENCY_ERRORS: dict[int | str, dict[str, Any]] = {
     },
     422: {"model": LoyaltyDetail, "description": "This Idempotency-Key was used with another body"},
 }
+
+_LIST = "/api/v1/loyalty/"
+_ONE = "/api/v1/loyalty/{loyalty_id}/"
+_MEMBER = {
+    "url": "http://127.0.0.1:8000/api/v1/loyalty/3/",
+    "loyalty_id": "3",
+    "cardno": "33",
+    "discount": "15.00",
+    "client_name": "Mariya",
+    "client_birthday": "1982-11-17T00:00:00",
+    "is_male": False,
+}
+_BIRTHDAY_IN = ("date", {"type": "string", "pattern": DATE_PATTERN})
+
+
+def _sample_error(method: str, path: str, status: int) -> Exception | Problem | None:
+    """A typical cause of each documented error, as the register's routes meet it."""
+    if status == 400 and method in ("post", "put", "patch"):
+        return errors.Invalid({"client_birthday": [DATE_MSG]})
+    if status == 400 and (method, path) == ("get", _LIST):
+        try:
+            parse_ordering("nickname")
+        except errors.Invalid as exc:
+            return exc
+    if status == 404:
+        return errors.NotFound("Not found")
+    if status == 415:
+        return Problem(415, 'Unsupported media type "text/plain" in request.')
+    return TYPICAL_ERRORS.get(status)
+
+
+PART = DocumentPart(
+    tags=("Loyalty register",),
+    operation_ids={
+        ("get", _LIST): "loyalty_list_members",
+        ("head", _LIST): "loyalty_list_members_head",
+        ("post", _LIST): "loyalty_create_members",
+        ("options", _LIST): "loyalty_list_options",
+        ("get", _ONE): "loyalty_get_member",
+        ("head", _ONE): "loyalty_get_member_head",
+        ("put", _ONE): "loyalty_replace_member",
+        ("patch", _ONE): "loyalty_patch_member",
+        ("delete", _ONE): "loyalty_delete_member",
+        ("options", _ONE): "loyalty_member_options",
+    },
+    examples={
+        ("get", _LIST): {"count": 1, "next": None, "previous": None, "results": [_MEMBER]},
+        ("post", _LIST): {"updated": 0, "inserted": 1},
+        ("options", _LIST): metadata("Loyalty List", "POST"),
+        ("get", _ONE): _MEMBER,
+        ("put", _ONE): _MEMBER,
+        ("patch", _ONE): _MEMBER,
+        ("options", _ONE): metadata("Loyalty Instance", "PUT"),
+    },
+    headers={
+        ("post", _LIST, "201"): {
+            "Location": header("The member's URL (one member sent; not for a list)")
+        },
+    },
+    parameters={
+        (_LIST, "page"): {
+            "anyOf": [{"type": "integer", "minimum": 1}, {"type": "string", "enum": ["last"]}]
+        },
+        (_LIST, "page_size"): {"type": "integer", "minimum": 1},
+    },
+    input_formats={
+        "LoyaltyMemberWrite": {"client_birthday": _BIRTHDAY_IN},
+        "LoyaltyMemberPatch": {"client_birthday": _BIRTHDAY_IN},
+    },
+    components=LOYALTY_COMPONENTS,
+    error_schemas={"default": "LoyaltyDetail"},
+    render=render,
+    sample_error=_sample_error,
+)

@@ -77,26 +77,48 @@ PHRASES = {
 _NAME_RANGE = f"must be between 1 and {NAME_MAX} characters"
 
 
+def _phrase(field: str, text: str) -> str | None:
+    """This contract's words for one message about `field` (they follow the field's name),
+    or None where the message keeps its own text."""
+    code = code_of(text)
+    name = V1_NAME.get(field, field)
+    if field in NAME_FIELDS or FIELDS.get(name) in NAME_FIELDS:
+        if code in ("too_long", "required", "blank"):
+            return _NAME_RANGE
+    if code == "too_long" and isinstance(text, Message):
+        return f"must be at most {text.params['max_length']} characters"
+    if code in PHRASES:
+        return PHRASES[code]
+    if text[:1].islower():  # already phrased by this contract
+        return text
+    return None
+
+
 def _message(field: str, text: str) -> str:
     """One 400 message in the seed's style: `'firstName' must be between 1 and 30 characters`."""
-    code = code_of(text)
     if field == NON_FIELD:
+        code = code_of(text)
         if code == "required":
             return "A JSON object is required as the request body"
         if code in PHRASES:
             return "The request body must be a JSON object sent as application/json"
         return text
     name = V1_NAME.get(field, field)
-    if field in NAME_FIELDS or FIELDS.get(name) in NAME_FIELDS:
-        if code in ("too_long", "required", "blank"):
-            return f"'{name}' {_NAME_RANGE}"
-    if code == "too_long" and isinstance(text, Message):
-        return f"'{name}' must be at most {text.params['max_length']} characters"
-    if code in PHRASES:
-        return f"'{name}' {PHRASES[code]}"
-    if text[:1].islower():  # already phrased by this contract
-        return f"'{name}' {text}"
-    return f"'{name}': {text}"
+    phrase = _phrase(field, text)
+    return f"'{name}' {phrase}" if phrase is not None else f"'{name}': {text}"
+
+
+def _fields(problem: Problem) -> dict[str, list[str]]:
+    """The same messages keyed by v1 name, for a form to show beside each field (`data.fields`,
+    added to the seed's envelope); whole-body messages stay in `error` only."""
+    out: dict[str, list[str]] = {}
+    for field, texts in problem.fields.items():
+        if field == NON_FIELD:
+            continue
+        for text in texts:
+            phrase = _phrase(field, text) or text
+            out.setdefault(V1_NAME.get(field, field), []).append(phrase[:1].upper() + phrase[1:])
+    return out
 
 
 def render(request: Request, problem: Problem) -> Response:
@@ -111,11 +133,10 @@ def render(request: Request, problem: Problem) -> Response:
         ]
     else:
         error = STATUS_MESSAGES.get(problem.status) or problem.message
-    body = {
-        "success": False,
-        "status": problem.status,
-        "data": {"error": error, "request": request.url.path, "method": request.method},
-    }
+    data: dict[str, Any] = {"error": error, "request": request.url.path, "method": request.method}
+    if problem.status == 400 or problem.fields:
+        data["fields"] = _fields(problem)
+    body = {"success": False, "status": problem.status, "data": data}
     return JSON(body, status_code=problem.status)
 
 

@@ -95,25 +95,20 @@ class V1PageEnvelope(BaseModel):
 
 
 class V1ErrorData(BaseModel):
-    error: str | list[str]
+    error: str | list[str] = Field(description="The seed's message, or a 400's list of them")
     request: str
     method: str
+    fields: dict[str, list[str]] | None = Field(
+        None,
+        description="Added to the seed's envelope: the messages about each field, by its v1 "
+        "name (`address.city` for a part of the address), for a form to show beside it: "
+        '`{"firstName": ["Must be between 1 and 30 characters"]}`. On every 400 (empty when '
+        "only the body as a whole is wrong) and on a 409 about a field.",
+    )
 
 
 class V1ErrorEnvelope(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "example": {
-                "success": False,
-                "status": 404,
-                "data": {
-                    "error": "Resource could not be located",
-                    "request": "/api/v1/customers/01HWJ8WH9X8WBK65EMGY9YKPBS",
-                    "method": "GET",
-                },
-            }
-        }
-    )
+    """Every error but 401; each documented answer shows its own example."""
 
     success: bool
     status: int

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 import pycountry
 
@@ -25,13 +25,17 @@ GENDERS = (
 )
 
 
+# What a form field holds, so that a frontend can pick its input by it.
+FieldType = Literal["string", "email", "phone", "date", "country", "choice"]
+
+
 @dataclass(frozen=True, slots=True)
 class FieldSpec:
     """One v3 form field and the store field it writes."""
 
     name: str
     store: str
-    type: str
+    type: FieldType
     label: str
     required: bool = False
     max_length: int | None = None

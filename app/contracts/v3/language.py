@@ -112,14 +112,6 @@ class LanguageSet(BaseModel):
 
 
 class LanguageError(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "example": {
-                "language": None,
-                "error_message": "Unsupported language; choose one of: en, sw, fr.",
-            }
-        }
-    )
     language: None
     error_message: str
 
