@@ -250,7 +250,7 @@ class Load:
         elif kind < 0.75:
             method, url, extra = "GET", f"/api/customer/{ulid}", {}
         elif kind < 0.85:
-            method, url, extra = "GET", "/api/v1/customers?limit=5&sortBy=lastName", {}
+            method, url, extra = "GET", "/api/v1/customers?pageSize=5&sortBy=lastName", {}
         elif kind < 0.93:
             method, url, extra = "GET", "/api/customers?page_size=5", {}
         else:
