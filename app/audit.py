@@ -45,11 +45,20 @@ ACTOR_MAX = 100
 
 
 class AuditEvent(Base):
-    """What happened, to which record id, by whom: never personal data."""
+    """What happened, to which record id, by whom: never personal data. Each line is also
+    an event of the change feed (app/events/)."""
 
     __tablename__ = "audit_events"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    # Drawn only once the writing transaction has an id (app/events/feed.py says why).
+    id: Mapped[int] = mapped_column(
+        BigInteger,
+        primary_key=True,
+        server_default=text(
+            "CASE WHEN pg_current_xact_id() IS NOT NULL"
+            " THEN nextval('audit_events_id_seq'::regclass) END"
+        ),
+    )
     at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     action: Mapped[str] = mapped_column(String(50))
     # `customer` (subject_id: its ULID) or `loyalty_member` (subject_id: its internal id,
@@ -59,12 +68,16 @@ class AuditEvent(Base):
     actor: Mapped[str] = mapped_column(String(ACTOR_MAX))
     # The names of the fields written or changed: never their values.
     fields: Mapped[list[str]] = mapped_column(ARRAY(String(64)), server_default=text("'{}'"))
+    # The key a contract names the record by, where it is not subject_id (a member's
+    # loyalty_id at the time of the write).
+    record_key: Mapped[str | None] = mapped_column(String(50))
 
 
 A = table_of(AuditEvent)
-LINE_COLUMNS = ["action", "record_type", "subject_id", "actor", "fields"]
+LINE_COLUMNS = ["action", "record_type", "subject_id", "actor", "fields", "record_key"]
 _FIELDS = "audit_fields"
 _SUBJECT = "audit_subject"
+_KEY = "audit_key"
 
 
 def actor_label(actor: str) -> str:
@@ -88,6 +101,7 @@ async def record(
     subject: uuid.UUID | str,
     actor: str,
     fields: Sequence[str] = (),
+    key: str | None = None,
 ) -> None:
     """Append one audit line inside the caller's transaction."""
     subject_id = render_ulid(subject) if isinstance(subject, uuid.UUID) else subject
@@ -98,6 +112,7 @@ async def record(
             subject_id=subject_id,
             actor=actor_label(actor),
             fields=sorted(fields),
+            record_key=key,
         )
     )
 
@@ -121,14 +136,15 @@ def with_line(
     action: str,
     subject: ColumnElement[Any],
     fields: ColumnElement[Any] = FIELDS,
+    key: ColumnElement[Any] | None = None,
 ) -> Select[Any]:
     """`write … RETURNING returning` as one statement that also appends an audit line for
     each row written (actor: the `audit_actor` parameter); selects `returning` (by name).
-    `subject` and `fields` are evaluated in the write's RETURNING, so they can use the
-    written row."""
-    written: CTE = write.returning(*returning, fields.label(_FIELDS), subject.label(_SUBJECT)).cte(
-        "written"
-    )
+    `subject`, `fields` and `key` are evaluated in the write's RETURNING, so they can use
+    the written row."""
+    labelled = [fields.label(_FIELDS), subject.label(_SUBJECT)]
+    labelled.append((key if key is not None else null()).label(_KEY))
+    written: CTE = write.returning(*returning, *labelled).cte("written")
     line = insert(A).from_select(
         LINE_COLUMNS,
         select(
@@ -137,6 +153,7 @@ def with_line(
             written.c[_SUBJECT],
             ACTOR,
             written.c[_FIELDS],
+            written.c[_KEY],
         ),
     )
     return select(*(written.c[c.name] for c in returning)).add_cte(line.cte("audit_line"))
@@ -152,6 +169,7 @@ def audited_update(
     action: str,
     subject: Callable[[Table], ColumnElement[Any]],
     previous: Sequence[str] = (),
+    record_key: Callable[[Table], ColumnElement[Any]] | None = None,
 ) -> Select[Any]:
     """UPDATE the rows matching `condition`: each of `names` from the parameter `v_{name}`
     (audited: the names of those that changed) and `bookkeeping` (not audited), plus their
@@ -172,7 +190,12 @@ def audited_update(
     write = write.values(**values, **bookkeeping)
     before = [old.c[name].label(f"previous_{name}") for name in previous]
     return with_line(
-        write, [*returning, *before], action=action, subject=subject(table), fields=changed
+        write,
+        [*returning, *before],
+        action=action,
+        subject=subject(table),
+        fields=changed,
+        key=record_key(table) if record_key is not None else None,
     )
 
 
@@ -184,12 +207,14 @@ def value_params(values: dict[str, Any]) -> dict[str, Any]:
 async def record_members_of_customer(
     conn: AsyncConnection, customer_id: uuid.UUID, action: str, actor: str
 ) -> None:
-    """One line per loyalty membership of a customer (before a cascading delete)."""
+    """One line per loyalty membership of a customer (before a cascading delete). The rows
+    are locked first, so a line is numbered after any write to the member it waited for
+    (the change feed's order per record)."""
     await conn.execute(
         text(
-            "INSERT INTO audit_events (action, record_type, subject_id, actor, fields)"
-            " SELECT :action, 'loyalty_member', id::text, :actor, '{}'"
-            " FROM loyalty_members WHERE customer_id = :customer_id"
+            "INSERT INTO audit_events (action, record_type, subject_id, actor, fields, record_key)"
+            " SELECT :action, 'loyalty_member', id::text, :actor, '{}', loyalty_id"
+            " FROM loyalty_members WHERE customer_id = :customer_id FOR UPDATE"
         ),
         {"action": action, "actor": actor_label(actor), "customer_id": customer_id},
     )

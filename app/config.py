@@ -18,6 +18,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=(_PROJECT_ENV, ".env"), extra="ignore")
 
     database_url: str | None = None
+    # A session of its own, not through a transaction pooler: LISTEN for the change feed and
+    # the broker relay's lock (default: DATABASE_URL).
+    database_direct_url: str | None = None
     db_pool_size: int = 10
     db_max_overflow: int = 10
     # Every database wait is bounded (seconds): connecting, waiting for a pooled connection,
@@ -94,6 +97,11 @@ class Settings(BaseSettings):
     idempotency_max_live_keys: int = 10_000  # per caller; past it → 429
     audit_retention_days: int = 365
     housekeeping_interval_seconds: float = 60.0
+
+    # The change feed (GET /api/v1/events) and, with a broker URL, its relay to RabbitMQ.
+    events_source: str = "/jambo"
+    events_retention_days: int = 30
+    events_broker_url: SecretStr | None = None
 
     log_level: str = "INFO"
     data_dir: str = ".data"

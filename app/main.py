@@ -33,20 +33,23 @@ from app.contracts.openapi import DocumentContext, DocumentPart
 from app.contracts.openapi import finish as finish_document
 from app.contracts.redoc import add_redoc
 from app.contracts.routing import Renderer, render_problem, renderer_for_path
+from app.contracts.v1 import events as change_feed
 from app.contracts.v1 import router as customers_v1
 from app.contracts.v1.openapi import PART as V1_DOCUMENT
 from app.contracts.v3 import language
 from app.contracts.v3 import router as me
 from app.contracts.v3.openapi import LANGUAGE_PART as LANGUAGE_DOCUMENT
 from app.contracts.v3.openapi import PART as V3_DOCUMENT
+from app.db.engine import driver_dsn, resolve_database_url
 from app.db.migrations import head_revision
 from app.db.replica import PrimaryReadsMiddleware
+from app.events.relay import Relay
 from app.housekeeping import Housekeeper
 from app.idempotency.guard import REPLAYED
 from app.logs import setup_logging
 from app.metrics import watch_pools
 from app.middleware import ForwardedHeadersMiddleware, RequestContextMiddleware, RootPathMiddleware
-from app.services import open_services
+from app.services import Services, open_services
 from app.tracing import install as install_tracing
 
 DESCRIPTION = """One store of customers and loyalty-programme members behind four contracts:
@@ -90,6 +93,7 @@ def _unmatched_renderers() -> list[tuple[str, Renderer]]:
         ("/api/customer/", customers.render),
         ("/api/auth/", auth.render),
         ("/api/v1/customers", customers_v1.render),
+        ("/api/v1/events", customers_v1.render),
         ("/api/v1/loyalty", loyalty_http.render),
         ("/api/v3/customer", me.render),
         ("/api/v3/customer/language", language.render),
@@ -137,6 +141,20 @@ def _documented_errors(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+def start_relay(services: Services, settings: Settings) -> asyncio.Task[None] | None:
+    """The change feed's broker relay, when EVENTS_BROKER_URL names a broker."""
+    if settings.events_broker_url is None or not settings.events_broker_url.get_secret_value():
+        return None
+    url = settings.database_direct_url or resolve_database_url(settings)
+    relay = Relay(
+        services.events,
+        services.changes,
+        settings.events_broker_url.get_secret_value(),
+        driver_dsn(url),
+    )
+    return asyncio.create_task(relay.run())
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Build the engine and services on start-up; dispose of the pools on shutdown."""
@@ -150,15 +168,20 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             services.db, settings.audit_retention_days, settings.housekeeping_interval_seconds
         )
         purging = asyncio.create_task(housekeeper.run())
+        services.changes.start()
+        relaying = start_relay(services, settings)
         # Everything built so far lives as long as the process: keep it out of the
         # collector's full passes, which otherwise stall the event loop under load.
         gc.freeze()
         try:
             yield
         finally:
-            purging.cancel()
-            with suppress(asyncio.CancelledError):
-                await purging
+            for task in (purging, relaying):
+                if task is not None:
+                    task.cancel()
+                    with suppress(asyncio.CancelledError):
+                        await task
+            await services.changes.close()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -177,7 +200,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     renderers = _unmatched_renderers()
 
     # Busiest routes first: a request is matched against the routes in order.
-    for module in (customers_v1, customers, me, language, loyalty, auth, health):
+    for module in (customers_v1, customers, me, language, loyalty, change_feed, auth, health):
         # The routers carry full paths and no prefix: their routes join the app's own list.
         # (include_router would nest them; FastAPI then walks every nested router for each
         # request, which was half of a request's time in a profile.)

@@ -6,6 +6,7 @@ from app.audit import AuditEvent
 from app.auth.models import AddressChange, ApiClient, EmailCode, ServerKey, SignInLimit
 from app.customers.models import Customer
 from app.db.count_tables import CachedCount, TableGeneration
+from app.events.models import EventRelayCursor
 from app.idempotency.models import IdempotencyKey
 from app.loyalty.models import LoyaltyMember
 from app.privacy.models import DeletionToken
@@ -18,6 +19,7 @@ __all__ = [
     "Customer",
     "DeletionToken",
     "EmailCode",
+    "EventRelayCursor",
     "IdempotencyKey",
     "LoyaltyMember",
     "ServerKey",

@@ -18,8 +18,10 @@ from app.auth.tokens import TokenVerifier
 from app.config import Settings
 from app.customers.service import CustomerService
 from app.db.database import Database
-from app.db.engine import DbTimeouts, make_engine, resolve_database_url
+from app.db.engine import DbTimeouts, driver_dsn, make_engine, resolve_database_url
 from app.db.replica import ReadReplica
+from app.events.feed import EventFeed
+from app.events.signal import ChangeSignal
 from app.idempotency.store import KeyStore
 from app.loyalty.service import LoyaltyService
 from app.mail import Outbox, make_mailer
@@ -45,12 +47,15 @@ class Services:
     addresses: AddressChanges
     outbox: Outbox
     idempotency: KeyStore
+    events: EventFeed
+    changes: ChangeSignal
 
 
 @asynccontextmanager
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
     """Build the engine, the database handle and every service; close the pools at the end."""
-    engine = make_engine(resolve_database_url(settings), settings)
+    url = resolve_database_url(settings)
+    engine = make_engine(url, settings)
     db = Database(
         engine,
         settings.db_pool_size,
@@ -79,6 +84,8 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             idempotency=KeyStore(
                 settings.idempotency_retention_hours * 3600, settings.idempotency_max_live_keys
             ),
+            events=EventFeed(db, settings.events_source, settings.events_retention_days),
+            changes=ChangeSignal(db, driver_dsn(settings.database_direct_url or url)),
         )
     finally:
         await outbox.flush()

@@ -242,7 +242,7 @@ async def db(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
 def make_token(
     sub: str = "staff-1",
     role: str = "staff",
-    scope: str | None = "customers:read customers:write loyalty:read loyalty:write",
+    scope: str | None = "customers:read customers:write loyalty:read loyalty:write events:read",
     *,
     secret: str = JWT_SECRET,
     algorithm: str = "HS256",

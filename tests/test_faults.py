@@ -229,4 +229,4 @@ async def test_serve_waits_for_a_database_that_is_not_up_yet(
         finally:
             stop_service(proc)
     finally:
-        pg.start()
+        await asyncio.to_thread(pg.start)

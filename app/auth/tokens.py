@@ -15,7 +15,13 @@ from app.auth.signing import hmac_secret
 from app.config import Settings
 from app.errors import Unauthenticated
 
-STAFF_SCOPES = ("customers:read", "customers:write", "loyalty:read", "loyalty:write")
+STAFF_SCOPES = (
+    "customers:read",
+    "customers:write",
+    "loyalty:read",
+    "loyalty:write",
+    "events:read",
+)
 
 
 @dataclass(frozen=True, slots=True)

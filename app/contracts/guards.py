@@ -152,11 +152,28 @@ class AdmissionMiddleware:
             )
             await _answer(scope, receive, send, self.render_for, problem)
             return
-        self.in_flight += 1
+        ticket = Admitted(self)
+        scope.setdefault("state", {})["admitted"] = ticket
         try:
             await self.app(scope, receive, send)
         finally:
-            self.in_flight -= 1
+            ticket.release()
+
+
+class Admitted:
+    """A request's place among those in flight, given back once (when it ends, or earlier
+    by a route that is about to wait on something else: a long poll)."""
+
+    __slots__ = ("_admission",)
+
+    def __init__(self, admission: AdmissionMiddleware) -> None:
+        admission.in_flight += 1
+        self._admission: AdmissionMiddleware | None = admission
+
+    def release(self) -> None:
+        if self._admission is not None:
+            self._admission.in_flight -= 1
+            self._admission = None
 
 
 class _ClientGone(Exception):

@@ -25,6 +25,7 @@ from app.db.outage import is_outage, is_retryable
 from app.errors import Message
 from app.idempotency.guard import CURRENT_REQUEST, declares_key, once
 from app.metrics import DB_UNAVAILABLE
+from app.services import services_of
 
 log = logging.getLogger("jambo.errors")
 
@@ -236,6 +237,10 @@ def contract_route(
                     if admit is not None:
                         admit(request)
                     response = await retrying_once(handler, request)
+                    if response.status_code < 400 and (
+                        request.method in WRITES or getattr(request.state, "wrote", False)
+                    ):
+                        services_of(request).changes.poke()  # the change feed's long polls
                 except Exception as exc:  # noqa: BLE001 - every error gets the contract's shape
                     mine = own_errors(request, exc) if own_errors is not None else None
                     response = mine or render_problem(request, exc, render)

@@ -199,6 +199,19 @@ class Database:
                 return rows  # type: ignore[no-any-return]
         return await self._on_primary(sql, args, many=True)  # type: ignore[no-any-return]
 
+    async def fetchrow_primary(self, sql: str, *args: Any) -> asyncpg.Record | None:
+        """One row from a single raw statement on the primary (never the replica)."""
+        return await self._on_primary(sql, args, many=False)  # type: ignore[no-any-return]
+
+    async def fetch_primary(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        """Every row from a single raw statement on the primary (never the replica)."""
+        return await self._on_primary(sql, args, many=True)  # type: ignore[no-any-return]
+
+    async def fetchval_primary(self, sql: str, *args: Any) -> Any:
+        """The first value of the first row, from the primary."""
+        row = await self.fetchrow_primary(sql, *args)
+        return row[0] if row is not None else None
+
     async def _on_primary(self, sql: str, args: tuple[Any, ...], many: bool) -> Any:
         """One statement on the primary's read pool, in arrival order, bounded waits."""
         pool = self._pool or await self._raw_pool()

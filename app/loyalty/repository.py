@@ -76,12 +76,13 @@ UPSERT = f"""
             updated_at = now()
         RETURNING id, {", ".join(FIELDS)}, (xmax = 0) AS inserted
     ), audit_line AS (
-        INSERT INTO audit_events (action, record_type, subject_id, actor, fields)
+        INSERT INTO audit_events (action, record_type, subject_id, actor, fields, record_key)
         SELECT CASE WHEN w.inserted THEN 'loyalty_member.created'
                 ELSE 'loyalty_member.updated' END,
             'loyalty_member', w.id::text, $2::varchar,
-            array_remove(ARRAY[{_CHANGED}]::varchar[], NULL)
+            array_remove(ARRAY[{_CHANGED}]::varchar[], NULL), w.loyalty_id
         FROM written w LEFT JOIN before b USING (loyalty_id)
+        ORDER BY w.loyalty_id  -- the lines (the feed's events) in the order rows were written
     )
     SELECT count(*) FILTER (WHERE inserted) FROM written
 """
@@ -161,6 +162,7 @@ def _update_statement(names: tuple[str, ...]) -> Select[Any]:
         COLUMNS,
         action="loyalty_member.updated",
         subject=_subject,
+        record_key=lambda table: table.c.loyalty_id,  # the new one, after a rename
     )
 
 
@@ -169,6 +171,7 @@ _DELETE = audit.with_line(
     [T.c.id],
     action="loyalty_member.deleted",
     subject=_subject(T),
+    key=T.c.loyalty_id,
 )
 
 

@@ -315,6 +315,7 @@ async def _confirm(request: Request, token: str, deletion: DeletionDep) -> Respo
         await deletion.confirm(token)
     except NotFound:
         return JSON(_NO_TOKEN, status_code=404)
+    request.state.wrote = True  # a GET that erased: the change feed's readers are woken
     if wants_html(request):
         return _page("Your data has been deleted", "<p>Customer deleted successfully.</p>")
     return ok("Customer deleted successfully")

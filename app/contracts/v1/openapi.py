@@ -77,8 +77,9 @@ def _bodies(schema: dict[str, Any], context: DocumentContext) -> None:
 
 
 PART = DocumentPart(
-    tags=("Customer Management API v1",),
+    tags=("Customer Management API v1", "Change feed"),
     operation_ids={
+        ("get", "/api/v1/events"): "v1_read_events",
         ("get", _LIST): "v1_list_customers",
         ("post", _LIST): "v1_create_customer",
         ("get", _ONE): "v1_get_customer",

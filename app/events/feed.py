@@ -1,0 +1,148 @@
+"""The change feed: every committed create, update and delete, read from the audit lines (the
+writers' own statements record them, so a write and its event commit together or not at all)
+as thin CloudEvents, in the lines' id order. docs/events.md explains the design; in short:
+
+* A line's id is drawn after its write locked the record (the line is inserted from the
+  write's RETURNING), so two writes of one record get ids in their commit order.
+* Ids are drawn in one order and committed in another: a reader must never pass an id that
+  a running transaction may still commit. An id is drawn only once its transaction has a
+  transaction id (the column default asks for one first), so a sample of the id sequence
+  and a snapshot, `(last id drawn, xmax)`, says: every id up to that one belongs to a
+  transaction below xmax. Once the oldest running transaction (xmin) is past that xmax, all
+  of them have ended: the ids up to the sample are settled, and the feed serves up to the
+  newest settled sample (the watermark). A reader following `next` (the last id it got)
+  therefore sees every committed event once, in id order, whatever the commit order.
+* Samples live in each process (nothing another replica needs: cursors are plain ids); a
+  read takes a fresh one, and while a sample waits to settle the read retries for a moment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from app.db.database import Database
+
+MAX_LIMIT = 1000
+SETTLE_SECONDS = 0.5  # how long a read waits for running transactions to end
+SETTLE_PAUSE = 0.01
+
+_SAMPLE = """
+    SELECT s.last_value AS drawn,
+        (pg_snapshot_xmin(pg_current_snapshot())::text)::bigint AS xmin,
+        (pg_snapshot_xmax(pg_current_snapshot())::text)::bigint AS xmax
+    FROM audit_events_id_seq s
+"""
+_PAGE = """
+    SELECT id, at, action, record_type, subject_id, record_key, fields
+    FROM audit_events WHERE id > $1 AND id <= $2 ORDER BY id LIMIT $3
+"""
+_NEWEST = "SELECT coalesce(max(id), 0) FROM audit_events"
+# The first line at or after a time: lines are numbered in about time order, so a binary
+# search over the primary key finds it in a few dozen index look-ups.
+_AT_OR_AFTER = "SELECT id, at FROM audit_events WHERE id >= $1 ORDER BY id LIMIT 1"
+
+
+class BadCursor(ValueError):
+    """A cursor that is not one this feed gave out."""
+
+
+def parse_cursor(text: str) -> int:
+    """An event id as a cursor (digits only, at most 19 of them)."""
+    if not text.isascii() or not text.isdigit() or len(text) > 19:
+        raise BadCursor(text)
+    return int(text)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedPage:
+    """Events in order and the cursor to ask with next (unchanged when none came)."""
+
+    events: list[dict[str, Any]]
+    next: int
+
+
+class Watermark:
+    """This process's samples of (last id drawn, xmax), and the newest settled one."""
+
+    def __init__(self) -> None:
+        self.settled = 0
+        self.drawn = 0
+        self._samples: deque[tuple[int, int]] = deque(maxlen=1024)
+
+    def add(self, drawn: int, xmin: int, xmax: int) -> bool:
+        """Take a sample; True when every id drawn so far is settled."""
+        self.drawn = max(self.drawn, drawn)
+        self._samples.append((drawn, xmax))
+        while self._samples and self._samples[0][1] <= xmin:
+            self.settled = max(self.settled, self._samples.popleft()[0])
+        return self.settled >= self.drawn
+
+
+def render(row: Any, source: str) -> dict[str, Any]:
+    """A line as a CloudEvents 1.0 event: names and ids only, never a personal value."""
+    subject = row["subject_id"]
+    if row["record_type"] == "loyalty_member" and row["record_key"]:
+        subject = row["record_key"]
+    moment: dt.datetime = row["at"]
+    return {
+        "specversion": "1.0",
+        "id": str(row["id"]),
+        "source": source,
+        "type": f"jambo.{row['action']}",
+        "subject": subject,
+        "time": moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
+        "datacontenttype": "application/json",
+        "data": {"id": row["subject_id"], "fields": list(row["fields"])},
+    }
+
+
+class EventFeed:
+    """Reads the feed: settled events after a cursor, and where the retained ones begin."""
+
+    def __init__(self, db: Database, source: str, retention_days: int) -> None:
+        self.db = db
+        self.source = source
+        self.retention = dt.timedelta(days=retention_days)
+        self.watermark = Watermark()
+
+    async def settle(self) -> int:
+        """Sample until every id drawn so far is settled (or SETTLE_SECONDS pass); the
+        watermark."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SETTLE_SECONDS
+        while True:
+            row = await self.db.fetchrow_primary(_SAMPLE)
+            assert row is not None
+            if self.watermark.add(row["drawn"], row["xmin"], row["xmax"]):
+                return self.watermark.settled
+            if loop.time() >= deadline:
+                return self.watermark.settled
+            await asyncio.sleep(SETTLE_PAUSE)
+
+    async def start(self) -> int:
+        """The cursor before the oldest retained event."""
+        newest = int(await self.db.fetchval_primary(_NEWEST) or 0)
+        cutoff = dt.datetime.now(dt.UTC) - self.retention
+        low, high = 0, newest + 1  # the first id whose line is at or after the cutoff
+        while low < high:
+            middle = (low + high) // 2
+            row = await self.db.fetchrow_primary(_AT_OR_AFTER, middle)
+            if row is None or row["at"] >= cutoff:
+                high = middle
+            else:
+                low = row["id"] + 1
+        return max(0, low - 1)
+
+    async def read(self, after: int | None, limit: int) -> FeedPage:
+        """Up to `limit` settled events after `after` (from the oldest retained when None)."""
+        cursor = await self.start() if after is None else after
+        settled = await self.settle()
+        if settled <= cursor:
+            return FeedPage([], cursor)
+        rows = await self.db.fetch_primary(_PAGE, cursor, settled, limit)
+        events = [render(row, self.source) for row in rows]
+        return FeedPage(events, rows[-1]["id"] if rows else cursor)
