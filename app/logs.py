@@ -10,7 +10,7 @@ from typing import Any
 
 _RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message"}
 
-# The id of the request being served (set by RequestContextMiddleware for the request's
+# The id of the request being served (set by the edge layer, app/middleware.py, for the request's
 # task): every line logged while serving it carries it, not only the access line.
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 # More fields for every line, from whoever added them (app/tracing.py: trace and span ids).

@@ -18,11 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app.config import Settings, get_settings
 from app.contracts import oauth as auth
 from app.contracts import ops as health
-from app.contracts.guards import (
-    AdmissionMiddleware,
-    AllowedHostsMiddleware,
-    HtmlSecurityHeadersMiddleware,
-)
+from app.contracts.guards import Admission, HostCheck
 from app.contracts.http import JSON
 from app.contracts.jambo import router as customers
 from app.contracts.jambo.openapi import PART as JAMBO_DOCUMENT
@@ -48,7 +44,7 @@ from app.housekeeping import Housekeeper
 from app.idempotency.guard import REPLAYED
 from app.logs import setup_logging
 from app.metrics import watch_pools
-from app.middleware import ForwardedHeadersMiddleware, RequestContextMiddleware, RootPathMiddleware
+from app.middleware import EdgeMiddleware, ForwardedHeaders
 from app.services import Services, open_services
 from app.tracing import install as install_tracing
 
@@ -194,6 +190,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         redoc_url=None,  # app.contracts.redoc's page instead: nothing fetched from outside
+        # FastAPI's own OpenTelemetry stays off: app/tracing.py traces without personal
+        # values (FastAPI's records paths and query strings), and the per-request check of
+        # whether it should run was a visible cost on the hottest reads.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "auto_configure": False},
     )
     add_redoc(app)
     app.state.settings = settings
@@ -255,32 +255,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def render_for(path: str) -> Renderer | None:
         return renderer_for_path(path, renderers)
 
-    # Innermost first: HTML headers, then admission (which reads the body first), then the
-    # Host check (a foreign Host is refused before its body is read), all inside the request
-    # context, so that a shed or refused request still gets its id, access line and metric.
-    app.add_middleware(HtmlSecurityHeadersMiddleware)
-    app.add_middleware(
-        AdmissionMiddleware,
-        limit=settings.max_requests_in_flight,
-        max_body=max(settings.max_body_bytes, loyalty_http.bulk_body_limit(settings)),
-        render_for=render_for,
-    )
-    app.add_middleware(
-        AllowedHostsMiddleware, allowed=settings.allowed_hosts, render_for=render_for
-    )
-    app.add_middleware(RequestContextMiddleware)
     if settings.database_read_url:  # which requests may read the replica
         app.add_middleware(
             PrimaryReadsMiddleware,
             window=settings.db_read_after_write_seconds,
             root_path=settings.root_path,
         )
+    # Forwarded headers, ROOT_PATH, request ids, access lines, metrics, the Host check,
+    # admission and the security headers: one layer (app/middleware.py). Done here rather
+    # than by the server so that every way of running the app behaves the same.
+    app.add_middleware(
+        EdgeMiddleware,
+        forwarded=ForwardedHeaders(settings.forwarded_allow_ips),
+        root_path=settings.root_path,
+        hosts=HostCheck(settings.allowed_hosts, render_for),
+        admission=Admission(
+            settings.max_requests_in_flight,
+            max(settings.max_body_bytes, loyalty_http.bulk_body_limit(settings)),
+            render_for,
+        ),
+    )
     # A server span per request when OTEL_* asks for one (nothing otherwise); outside the
-    # request context, so that its access line carries the trace and span ids.
+    # edge, so that the access line carries the trace and span ids.
     install_tracing(app)
-    # X-Forwarded-Proto/-For/-Host from trusted proxies only; done here rather than by the
-    # server so that every way of running the app behaves the same.
-    if settings.root_path:
-        app.add_middleware(RootPathMiddleware, root_path=settings.root_path)
-    app.add_middleware(ForwardedHeadersMiddleware, trusted=settings.forwarded_allow_ips)
     return app

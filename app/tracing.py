@@ -361,7 +361,6 @@ class TracingMiddleware:
             self._server,
             {
                 "http.request.method": method,
-                "url.scheme": scope.get("scheme", "http"),
                 "network.protocol.version": scope.get("http_version", "1.1"),
             },
         )
@@ -381,6 +380,8 @@ class TracingMiddleware:
             failure = type(exc).__qualname__
             raise
         finally:
+            # As the edge left it: a trusted proxy's X-Forwarded-Proto applied.
+            span.set_attribute("url.scheme", scope.get("scheme", "http"))
             route = getattr(scope.get("route"), "path", None)
             if route:
                 span.update_name(f"{name} {route}")

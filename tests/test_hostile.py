@@ -10,8 +10,9 @@ import pytest
 
 from app.bodies import strip_trailing_commas
 from app.config import Settings
+from app.contracts.guards import Admission, HostCheck
 from app.main import create_app
-from app.middleware import ForwardedHeadersMiddleware
+from app.middleware import EdgeMiddleware, ForwardedHeaders
 from tests.conftest import JAMBO_CUSTOMER, STAFF, create_customer, customer_auth
 from tests.test_deletion import request_link
 
@@ -173,7 +174,13 @@ async def test_the_client_is_the_rightmost_untrusted_forwarded_for(
         await send({"type": "http.response.start", "status": 204, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
-    middleware = ForwardedHeadersMiddleware(app, trusted="127.0.0.1,10.0.0.0/8")
+    middleware = EdgeMiddleware(
+        app,
+        forwarded=ForwardedHeaders("127.0.0.1,10.0.0.0/8"),
+        root_path="",
+        hosts=HostCheck(["*"], lambda _path: None),
+        admission=Admission(10, 1024, lambda _path: None),
+    )
     transport = httpx.ASGITransport(app=middleware, client=("10.0.0.1", 1234))
     async with httpx.AsyncClient(transport=transport, base_url="http://gw") as c:
         headers = {"X-Forwarded-For": forwarded_for, "X-Forwarded-Host": "a.example, b.example"}

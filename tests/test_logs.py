@@ -7,8 +7,9 @@ from typing import Any
 
 import httpx
 
+from app.contracts.guards import Admission, HostCheck
 from app.logs import JsonFormatter
-from app.middleware import RequestContextMiddleware
+from app.middleware import EdgeMiddleware, ForwardedHeaders
 
 
 async def test_every_line_logged_while_serving_carries_the_request_id() -> None:
@@ -24,7 +25,14 @@ async def test_every_line_logged_while_serving_carries_the_request_id() -> None:
         await send({"type": "http.response.start", "status": 204, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
-    transport = httpx.ASGITransport(app=RequestContextMiddleware(endpoint))
+    edge = EdgeMiddleware(
+        endpoint,
+        forwarded=ForwardedHeaders("127.0.0.1"),
+        root_path="",
+        hosts=HostCheck(["*"], lambda _path: None),
+        admission=Admission(10, 1024, lambda _path: None),
+    )
+    transport = httpx.ASGITransport(app=edge)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
             await http.get("/", headers={"X-Request-ID": "req-42"})

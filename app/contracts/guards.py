@@ -1,5 +1,6 @@
-"""Pure-ASGI guards against hostile clients: allowed hosts, admission control (shed load at
-once instead of queueing), and security headers on every HTML page."""
+"""The guards against hostile clients, as the edge layer (app/middleware.py) applies them to
+every request: allowed hosts, admission control (shed load at once instead of queueing) and
+security headers on every HTML page. Each answers in the contract's format of the path."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Callable
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from app.contracts.http import JSON
 from app.contracts.routing import Problem, Renderer
@@ -65,40 +66,37 @@ async def _answer(
     await response(scope, receive, send)
 
 
-class AllowedHostsMiddleware:
+class HostCheck:
     """400 for a Host (after trusted X-Forwarded-Host) not in ALLOWED_HOSTS; probes exempt.
 
     Links, Location and Starlette's redirects are built from the Host: once it is checked,
     none of them can point anywhere else.
     """
 
-    def __init__(
-        self, app: ASGIApp, allowed: list[str], render_for: Callable[[str], Renderer | None]
-    ) -> None:
-        self.app = app
+    def __init__(self, allowed: list[str], render_for: Callable[[str], Renderer | None]) -> None:
         self.any = "*" in allowed
         self.allowed = frozenset(host_name(h) for h in allowed if h != "*")
         self.fallback = next(iter(sorted(self.allowed)), "localhost")
         self.render_for = render_for
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.any or scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    def refuses(self, scope: Scope) -> bool:
+        """Whether the request names a host this service does not serve."""
+        if self.any:
+            return False
         host = ""
         for key, value in scope["headers"]:
             if key == b"host":
                 host = value.decode("latin-1")
                 break
-        if host_name(host) in self.allowed or _path(scope) in PROBES:
-            await self.app(scope, receive, send)
-            return
+        return host_name(host) not in self.allowed and _path(scope) not in PROBES
+
+    async def refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         warn.warn("disallowed_host", "request for a host not in ALLOWED_HOSTS: 400")
         problem = Problem(400, "Invalid Host header: this host is not served here.")
         await _answer(scope, receive, send, self.render_for, problem, self.fallback)
 
 
-class AdmissionMiddleware:
+class Admission:
     """Admission control: past MAX_REQUESTS_IN_FLIGHT requests in this worker, answer 503 with
     Retry-After at once (in the contract's format) rather than queue: a client retrying later
     is served sooner than one waiting behind thousands of others. Probes are never shed.
@@ -111,38 +109,37 @@ class AdmissionMiddleware:
     """
 
     def __init__(
-        self,
-        app: ASGIApp,
-        limit: int,
-        max_body: int,
-        render_for: Callable[[str], Renderer | None],
+        self, limit: int, max_body: int, render_for: Callable[[str], Renderer | None]
     ) -> None:
-        self.app = app
         self.limit = limit
         self.max_body = max_body
         self.in_flight = 0
         self.render_for = render_for
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or _path(scope) in PROBES:
-            await self.app(scope, receive, send)
-            return
+    async def enter(
+        self, scope: Scope, receive: Receive, send: Send
+    ) -> tuple[Receive, Admitted | None] | None:
+        """Admit the request: the receive to hand the application (its body read whole) and
+        its ticket (None for a probe, never counted); None when it was answered here (413,
+        503) or its client left."""
+        if _path(scope) in PROBES:
+            return receive, None
         if _has_body(scope):
             declared = _declared_length(scope)
             if declared is not None and declared > self.max_body:
                 problem = Problem(413, f"Request body is larger than {self.max_body} bytes.")
                 await _answer(scope, receive, send, self.render_for, problem)
-                return
+                return None
             try:
                 body = await _read_body(receive, self.max_body)
             except _ClientGone:
-                scope.setdefault("state", {})["client_gone"] = True
+                scope["state"]["client_gone"] = True
                 log.info("client disconnected before its request body arrived")
-                return
+                return None
             except PayloadTooLarge as exc:
                 problem = Problem(413, exc.message)
                 await _answer(scope, receive, send, self.render_for, problem)
-                return
+                return None
             receive = _replay(body, receive)
         if self.in_flight >= self.limit:
             SHED.inc()
@@ -151,13 +148,10 @@ class AdmissionMiddleware:
                 503, "The service is busy; retry shortly.", headers={"Retry-After": "1"}
             )
             await _answer(scope, receive, send, self.render_for, problem)
-            return
+            return None
         ticket = Admitted(self)
-        scope.setdefault("state", {})["admitted"] = ticket
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            ticket.release()
+        scope["state"]["admitted"] = ticket
+        return receive, ticket
 
 
 class Admitted:
@@ -166,9 +160,9 @@ class Admitted:
 
     __slots__ = ("_admission",)
 
-    def __init__(self, admission: AdmissionMiddleware) -> None:
+    def __init__(self, admission: Admission) -> None:
         admission.in_flight += 1
-        self._admission: AdmissionMiddleware | None = admission
+        self._admission: Admission | None = admission
 
     def release(self) -> None:
         if self._admission is not None:
@@ -237,27 +231,11 @@ _HTML_HEADERS = (
 )
 
 
-class HtmlSecurityHeadersMiddleware:
-    """A CSP with frame-ancestors 'none' and Referrer-Policy: no-referrer on every HTML
-    response (pages that set their own keep them; nosniff goes on every response, see
-    app/middleware.py)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                names = {k.lower() for k, _ in headers}
-                kind = next((v for k, v in headers if k.lower() == b"content-type"), b"")
-                if kind.startswith(b"text/html"):
-                    headers += [(k, v) for k, v in _HTML_HEADERS if k not in names]
-                    message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+def with_html_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """An answer's headers, with a CSP forbidding framing and plugins and Referrer-Policy:
+    no-referrer when it is an HTML page (a page that sets its own keeps them)."""
+    kind = next((v for k, v in headers if k == b"content-type"), b"")
+    if not kind.startswith(b"text/html"):
+        return headers
+    names = {k for k, _ in headers}
+    return headers + [(k, v) for k, v in _HTML_HEADERS if k not in names]

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app import audit
 from app.customers.models import Customer
 from app.customers.schemas import CustomerRecord
-from app.customers.validation import address_key
+from app.customers.validation import address_key, key_of_normalized
 from app.db.base import table_of
 from app.db.count_cache import cached_count
 from app.db.database import Database
@@ -84,8 +84,8 @@ def _keyed(values: dict[str, Any]) -> dict[str, Any]:
     """`values` with the e-mail's comparison key beside the e-mail, when one is set."""
     if "email" not in values:
         return values
-    email = values["email"]
-    return {**values, "email_key": address_key(email) if email else None}
+    email = values["email"]  # as the rules left it: checked and normalised
+    return {**values, "email_key": key_of_normalized(email) if email else None}
 
 
 @lru_cache(maxsize=256)

@@ -57,7 +57,12 @@ def address_key(value: str) -> str:
         text = normalize_email(value.strip())
     except FieldError:
         text = value.strip()
-    return unicodedata.normalize("NFKC", text).casefold()
+    return key_of_normalized(text)
+
+
+def key_of_normalized(address: str) -> str:
+    """`address_key` of an address `normalize_email` already returned (not checked again)."""
+    return unicodedata.normalize("NFKC", address).casefold()
 
 
 def normalize_phone(value: str, region: str) -> str:

@@ -110,7 +110,7 @@ def once(endpoint: Callable[..., Awaitable[Response]]) -> Callable[..., Awaitabl
     async def guarded(**values: Any) -> Response:
         request = CURRENT_REQUEST.get()
         raw = request.headers.get(HEADER)
-        principal = getattr(request.state, "principal", None)
+        principal = request.scope["state"].get("principal")
         if raw is None or principal is None:
             return await endpoint(**values)
         key = parse_key(raw)
