@@ -116,7 +116,10 @@ def customer_body() -> bytes:
     )
 
 
-def scenarios(ids: list[str], token: str) -> dict[str, Callable[[int], tuple[str, str, dict, bytes]]]:
+Request = tuple[str, str, dict[str, str], bytes]
+
+
+def scenarios(ids: list[str], token: str) -> dict[str, Callable[[int], Request]]:
     auth = {"authorization": f"Bearer {token}"}
     return {
         "GET v1 by id": lambda n: ("GET", f"/api/v1/customers/{ids[n % len(ids)]}", auth, b""),
