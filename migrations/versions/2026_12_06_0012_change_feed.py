@@ -21,8 +21,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 XID_FIRST = (
-    "CASE WHEN pg_current_xact_id() IS NOT NULL"
-    " THEN nextval('audit_events_id_seq'::regclass) END"
+    "CASE WHEN pg_current_xact_id() IS NOT NULL THEN nextval('audit_events_id_seq'::regclass) END"
 )
 
 
