@@ -130,9 +130,10 @@ def share_between_workers(workers: int) -> Callable[[], None]:
     metrics in, and mark dead those that die without shutting down; returns what to call once
     they have all stopped.
 
-    PROMETHEUS_MULTIPROC_DIR set by the operator is used (its files from an earlier run are
-    removed: one directory per running service); otherwise several workers get a private
-    temporary directory, removed at the end. One worker keeps its metrics in memory.
+    PROMETHEUS_MULTIPROC_DIR set by the operator is used (a directory that exists: the
+    metrics were imported with it; an earlier run's files are removed: one directory per
+    running service); otherwise several workers get a private temporary directory, removed
+    at the end. One worker keeps its metrics in memory.
     """
     path = shared_dir()
     made = path is None
@@ -143,9 +144,11 @@ def share_between_workers(workers: int) -> Callable[[], None]:
         path = tempfile.mkdtemp(prefix="jambo-metrics-")
         os.environ[SHARED_DIR] = path
     else:
-        os.makedirs(path, exist_ok=True)
+        # An earlier run's files would add its counts to ours; this process's own are live
+        # (it imported the metrics already, and serves them itself with one worker).
         for stale in glob.glob(os.path.join(path, "*.db")):
-            os.remove(stale)
+            if not stale.endswith(f"_{os.getpid()}.db"):
+                os.remove(stale)
     stop = threading.Event()
     sweeper = threading.Thread(
         target=_sweep_dead_workers, args=(path, stop), name="metrics-sweeper", daemon=True

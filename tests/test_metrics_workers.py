@@ -130,6 +130,24 @@ def test_a_killed_worker_keeps_its_counts_and_loses_its_pools(two_workers: Any) 
     assert {p: v for p, s, v in pools(samples) if s == "max"} == CAPACITY
 
 
+def test_one_worker_serves_the_directory_it_is_given(database_url: str, tmp_path: Path) -> None:
+    env: dict[str, str | None] = {
+        SHARED_DIR: str(tmp_path),
+        "DB_POOL_SIZE": "3",
+        "DB_MAX_OVERFLOW": "2",
+    }
+    proc, base = start_service(database_url, env=env)
+    try:
+        for _ in range(3):
+            assert httpx.get(f"{base}/api/customers", headers=STAFF).status_code == 200
+        wait_for(lambda: count(scrape(base), "/api/customers") == 3, 5, "3 counted")
+        capacity = {p: v for p, s, v in pools(scrape(base)) if s == "max"}
+        assert capacity == {"sqlalchemy": CAPACITY["sqlalchemy"] / 2, "read": 3}
+    finally:
+        stop_service(proc)
+    assert not live_gauge_pids(tmp_path)
+
+
 def test_serve_shares_a_private_directory_only_between_workers(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
