@@ -82,9 +82,9 @@ def exposition() -> bytes:
 
 
 def watch_pools(db: Database, settings: Settings) -> asyncio.Task[None] | None:
-    """Report the SQLAlchemy pool and the raw read pool, use and capacity: read at every scrape
-    in one process; with shared files written by each worker every POOL_REFRESH_SECONDS (the
-    task returned, to cancel at shutdown), nothing on the request path either way."""
+    """Report the SQLAlchemy pool and the raw read pool, use and capacity, off the request
+    path: read at each scrape in one process; with shared files, written by each worker every
+    POOL_REFRESH_SECONDS by the task returned (to cancel at shutdown)."""
     pool = db.engine.sync_engine.pool
     # Capacity as both pools are built (app/db/engine.py, app/services.py), so that a
     # saturation alert can divide use by it; a negative overflow is SQLAlchemy's "no limit".
