@@ -120,6 +120,9 @@ def serve(
     from app.tracing import adopt_env_files
 
     adopt_env_files(Settings.model_config.get("env_file"))  # OTEL_* from .env for each worker
+    from app.metrics import share_between_workers
+
+    stop_sharing = share_between_workers(workers)  # one /metrics for every worker
     try:
         uvicorn.run(
             "app.main:create_app",
@@ -135,6 +138,7 @@ def serve(
             access_log=False,
         )
     finally:
+        stop_sharing()
         if embedded:
             forget_service(settings.data_dir)
 

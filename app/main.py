@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 from fastapi_offline import FastAPIOffline
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.config import Settings, get_settings
@@ -43,7 +43,7 @@ from app.events.relay import Relay
 from app.housekeeping import Housekeeper
 from app.idempotency.guard import REPLAYED
 from app.logs import setup_logging
-from app.metrics import watch_pools
+from app.metrics import exposition, watch_pools, worker_stopped
 from app.middleware import EdgeMiddleware, ForwardedHeaders
 from app.services import Services, open_services
 from app.tracing import install as install_tracing
@@ -157,7 +157,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     async with open_services(settings) as services:
         await services.db.open()
-        watch_pools(services.db, services.settings)
+        watching = watch_pools(services.db, services.settings)
         app.state.services = services
         app.state.head_revision = head_revision()
         housekeeper = Housekeeper(
@@ -172,12 +172,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
             yield
         finally:
-            for task in (purging, relaying):
+            for task in (purging, relaying, watching):
                 if task is not None:
                     task.cancel()
                     with suppress(asyncio.CancelledError):
                         await task
             await services.changes.close()
+            worker_stopped()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -213,7 +214,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         responses={200: {"content": {"text/plain": {}}}},
     )
     async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
 
     async def unmatched(request: Request, exc: Exception) -> Response:
         if isinstance(exc, StarletteHTTPException) and exc.status_code == 405:
