@@ -2,12 +2,14 @@
 transactions that commit out of order."""
 
 import asyncio
+import datetime as dt
 import time
 from typing import Any
 
 import asyncpg
 import httpx
 
+from app.events.feed import EventFeed
 from tests.conftest import (
     JAMBO_CUSTOMER,
     STAFF,
@@ -247,3 +249,36 @@ async def test_a_running_transaction_above_the_last_completed_one_is_not_passed(
     finally:
         await first.close()
         await second.close()
+
+
+class Samples:
+    """Stands in for the database: answers the feed's samples from a list."""
+
+    def __init__(self, rows: list[dict[str, int]]) -> None:
+        self.rows = rows
+        self.asked = 0
+        self.pages: list[tuple[int, int]] = []  # (after, up to) of each page read
+
+    async def fetchrow_primary(self, sql: str, *args: Any) -> dict[str, int]:
+        self.asked += 1
+        return self.rows.pop(0)
+
+    async def fetch_primary(self, sql: str, cursor: int, settled: int, limit: int) -> list[Any]:
+        self.pages.append((cursor, settled))
+        line = {"id": settled, "at": dt.datetime.now(dt.UTC), "action": "customer.updated"}
+        return [
+            {**line, "record_type": "customer", "subject_id": "X", "record_key": None, "fields": []}
+        ]
+
+
+async def test_under_steady_writes_a_read_serves_what_is_settled_without_waiting() -> None:
+    """Some writer is always running below the newest sample's bound, but each sample's
+    snapshot settles the one before: a read serves that at once, not after SETTLE_SECONDS."""
+    rows = [{"drawn": 10 * k, "xmin": 100 * k + 50, "bound": 100 * k + 100} for k in range(1, 200)]
+    samples = Samples(rows)
+    feed = EventFeed(samples, "/jambo", 30)  # type: ignore[arg-type]
+    began = time.monotonic()
+    assert (await feed.read(0, 100)).next == 10
+    assert (await feed.read(10, 100)).next == 20
+    assert time.monotonic() - began < 0.2
+    assert samples.pages == [(0, 10), (10, 20)] and samples.asked == 3

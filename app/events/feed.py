@@ -19,7 +19,8 @@ as thin CloudEvents, in the lines' id order. docs/events.md explains the design;
   a reader without an id of its own), so xmax + age(xmax) is the next id, read when the
   function runs: after the sequence, which a materialized CTE reads first.
 * Samples live in each process (nothing another replica needs: cursors are plain ids); a
-  read takes a fresh one, and while a sample waits to settle the read retries for a moment.
+  read takes a fresh one, serves what is settled past its cursor, and while nothing is it
+  samples again for a moment (SETTLE_SECONDS).
 """
 
 from __future__ import annotations
@@ -121,20 +122,6 @@ class EventFeed:
         self.retention = dt.timedelta(days=retention_days)
         self.watermark = Watermark()
 
-    async def settle(self) -> int:
-        """Sample until every id drawn so far is settled (or SETTLE_SECONDS pass); the
-        watermark."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + SETTLE_SECONDS
-        while True:
-            row = await self.db.fetchrow_primary(_SAMPLE)
-            assert row is not None
-            if self.watermark.add(row["drawn"], row["xmin"], row["bound"]):
-                return self.watermark.settled
-            if loop.time() >= deadline:
-                return self.watermark.settled
-            await asyncio.sleep(SETTLE_PAUSE)
-
     async def start(self) -> int:
         """The cursor before the oldest retained event."""
         newest = int(await self.db.fetchval_primary(_NEWEST) or 0)
@@ -150,11 +137,31 @@ class EventFeed:
         return max(0, low - 1)
 
     async def read(self, after: int | None, limit: int) -> FeedPage:
-        """Up to `limit` settled events after `after` (from the oldest retained when None)."""
+        """Up to `limit` settled events after `after` (from the oldest retained when None),
+        sampling again for up to SETTLE_SECONDS while none is settled yet."""
         cursor = await self.start() if after is None else after
-        settled = await self.settle()
-        if settled <= cursor:
-            return FeedPage([], cursor)
-        rows = await self.db.fetch_primary(_PAGE, cursor, settled, limit)
-        events = [render(row, self.source) for row in rows]
-        return FeedPage(events, rows[-1]["id"] if rows else cursor)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SETTLE_SECONDS
+        empty = cursor  # no line was committed in (cursor, empty]: those ids are settled
+        while True:
+            row = await self.db.fetchrow_primary(_SAMPLE)
+            assert row is not None
+            caught_up = self.watermark.add(row["drawn"], row["xmin"], row["bound"])
+            # Under steady writes the newest sample is rarely settled by its own snapshot
+            # (some writer is always running): an older one settled past the cursor is
+            # served at once, the rest with the next read.
+            settled = self.watermark.settled
+            if settled > empty:
+                rows = await self.db.fetch_primary(_PAGE, empty, settled, limit)
+                if rows:
+                    events = [render(line, self.source) for line in rows]
+                    return FeedPage(events, rows[-1]["id"])
+                empty = settled  # only ids of rolled-back writes: wait for more
+            if caught_up or loop.time() >= deadline:
+                return FeedPage([], cursor)
+            await asyncio.sleep(SETTLE_PAUSE)
+
+    def unsettled(self) -> bool:
+        """Whether this process has seen ids drawn that are not settled yet (a read that
+        came back empty may find events again soon, without any new write)."""
+        return self.watermark.drawn > self.watermark.settled

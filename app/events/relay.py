@@ -38,6 +38,7 @@ LOCK = 0x6A616D626F02  # "jambo" + 2: one publisher at a time
 NAME = "rabbitmq"  # this relay's cursor row
 BATCH = 500
 IDLE_WAIT = 5.0  # with nothing to publish, look again at least this often
+UNSETTLED_WAIT = 1.0  # or this often while a running transaction holds events back
 RETRY_LOCK = 5.0
 
 _CURSOR = "SELECT cursor FROM event_relay_cursors WHERE name = $1"
@@ -113,7 +114,10 @@ class Relay:
             changed = self.changes.current()
             page = await self.feed.read(cursor, BATCH)
             if not page.events:
-                await self.changes.wait(changed, IDLE_WAIT)
+                # Events held back by a running transaction come when it ends, which
+                # nothing signals: look again soon.
+                idle = UNSETTLED_WAIT if self.feed.unsettled() else IDLE_WAIT
+                await self.changes.wait(changed, idle)
                 continue
             # Sent in order on one channel; each publish waits for its own confirm, all of
             # them at once: the cursor moves only past a batch the broker has in full.
