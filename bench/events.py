@@ -321,6 +321,20 @@ def measure_creates(args: argparse.Namespace, base: str, token: str, tap: Tap) -
             file=sys.stderr,
         )
         summary[label] = {key: round(value, 1) for key, value in med.items()}
+    # Each round holds every variant, a few seconds apart: the ratio within a round is
+    # steadier than either figure on a machine whose other load comes and goes.
+    base_label = next(iter(rows))
+    for label, row in list(rows.items())[1:]:
+        ratios = [
+            cpu / first
+            for cpu, first in zip(row["cpu_us"], rows[base_label]["cpu_us"], strict=True)
+        ]
+        ratio = statistics.median(ratios)
+        print(
+            f"{label} / {base_label}, CPU per request within a round: median {ratio:.3f}"
+            f" ({' / '.join(f'{r:.2f}' for r in ratios)})"
+        )
+        summary[label]["cpu_ratio"] = round(ratio, 3)
     print(
         f"relay: {len(set(tap.ids))} distinct events received of {lines} written,"
         f" {duplicates} duplicates, {behind} arrived after a higher id"
