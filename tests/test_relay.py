@@ -18,6 +18,8 @@ import httpx
 import pytest
 
 from app.cli import migrate_to_head
+from app.events.feed import FeedPage
+from app.events.relay import Relay
 from tests.conftest import (
     JAMBO_CUSTOMER,
     STAFF,
@@ -225,3 +227,85 @@ async def test_a_broker_outage_leaves_the_api_alone_and_the_backlog_follows(rela
         wanted = await feed_ids(http)
         assert len(wanted) == 25
         await delivered(consumer, wanted)
+
+
+class FakeFeed:
+    """Events 1..last, two a page."""
+
+    def __init__(self, last: int) -> None:
+        self.last = last
+
+    async def read(self, after: int, limit: int) -> FeedPage:
+        ids = range(after + 1, min(after + 2, self.last) + 1)
+        return FeedPage(
+            [{"id": str(i), "type": "jambo.customer.updated"} for i in ids],
+            ids[-1] if ids else after,
+        )
+
+    def unsettled(self) -> bool:
+        return False
+
+
+class FakeChanges:
+    def current(self) -> asyncio.Event:
+        return asyncio.Event()
+
+    async def wait(self, changed: asyncio.Event, timeout: float) -> None:
+        await asyncio.sleep(0)
+
+
+class FakeBroker:
+    """A broker connection whose publishes fail after `fails_after` of them."""
+
+    def __init__(self, published: list[int], fails_after: int | None) -> None:
+        self.published, self.fails_after, self.is_closed = published, fails_after, False
+        self.sent = 0
+
+    async def channel(self, publisher_confirms: bool) -> "FakeBroker":
+        return self
+
+    async def declare_exchange(self, *args: Any, **kwargs: Any) -> "FakeBroker":
+        return self
+
+    async def publish(self, message: aio_pika.Message, routing_key: str) -> None:
+        self.sent += 1
+        if self.fails_after is not None and self.sent > self.fails_after:
+            raise ConnectionError("broker lost")
+        self.published.append(int(str(message.message_id)))
+
+    async def close(self) -> None:
+        self.is_closed = True
+
+
+class FakeLockConnection:
+    """The relay's own connection: keeps the saved cursor; 'closes' once all is saved."""
+
+    def __init__(self, last: int) -> None:
+        self.saved: list[int] = []
+        self.last = last
+
+    def is_closed(self) -> bool:
+        return bool(self.saved) and self.saved[-1] == self.last
+
+    async def execute(self, sql: str, name: str, cursor: str) -> None:
+        self.saved.append(int(cursor))
+
+
+async def test_after_a_broker_failure_the_relay_resumes_from_its_saved_cursor(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A broker lost mid-stream: the relay publishes again from the last confirmed batch (its
+    saved cursor), not from where this lock holder began: a long-running relay would send
+    everything since its start again after every broker hiccup."""
+    published: list[int] = []
+    brokers = iter([FakeBroker(published, fails_after=4), FakeBroker(published, None)])
+
+    async def connect(url: str, timeout: float) -> FakeBroker:
+        return next(brokers)
+
+    monkeypatch.setattr(aio_pika, "connect", connect)
+    relay = Relay(FakeFeed(6), FakeChanges(), "amqp://fake", "postgresql://unused")  # type: ignore[arg-type]
+    conn = FakeLockConnection(6)
+    await asyncio.wait_for(relay._publish_from(conn, 0), 5)  # type: ignore[arg-type]
+    assert conn.saved == [2, 4, 6]
+    assert published == [1, 2, 3, 4, 5, 6]  # 5 and 6 once each: the batch that failed, again

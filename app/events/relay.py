@@ -38,6 +38,7 @@ LOCK = 0x6A616D626F02  # "jambo" + 2: one publisher at a time
 NAME = "rabbitmq"  # this relay's cursor row
 BATCH = 500
 IDLE_WAIT = 5.0  # with nothing to publish, look again at least this often
+UNSETTLED_WAIT = 1.0  # or this often while a running transaction holds events back
 RETRY_LOCK = 5.0
 
 _CURSOR = "SELECT cursor FROM event_relay_cursors WHERE name = $1"
@@ -58,6 +59,7 @@ class Relay:
         self.broker_url = broker_url
         self.lock_dsn = lock_dsn
         self.published = 0  # events confirmed by the broker (this process, this run)
+        self.cursor = 0  # the last event confirmed and saved (while holding the lock)
 
     async def run(self) -> None:
         """Forever (until cancelled): take the lock when it is free, then publish."""
@@ -84,6 +86,7 @@ class Relay:
 
     async def _publish_from(self, conn: asyncpg.Connection, cursor: int) -> None:
         """Publish batches until the lock's connection or the broker fails."""
+        self.cursor = cursor
         pause = 0.5
         while not conn.is_closed():
             try:
@@ -95,7 +98,8 @@ class Relay:
                 continue
             pause = 0.5
             try:
-                cursor = await self._publish_batches(conn, broker, cursor)
+                # Past a failure, on from the last batch saved (not from where we began).
+                await self._publish_batches(conn, broker)
             except (aio_pika.exceptions.AMQPError, OSError, ConnectionError) as exc:
                 warn.warn("broker_lost", f"publishing interrupted: {type(exc).__name__}")
             finally:
@@ -103,25 +107,27 @@ class Relay:
                     await broker.close()
 
     async def _publish_batches(
-        self, conn: asyncpg.Connection, broker: aio_pika.abc.AbstractConnection, cursor: int
-    ) -> int:
+        self, conn: asyncpg.Connection, broker: aio_pika.abc.AbstractConnection
+    ) -> None:
         channel = await broker.channel(publisher_confirms=True)
         exchange = await channel.declare_exchange(
             EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
         )
         while not conn.is_closed() and not broker.is_closed:
             changed = self.changes.current()
-            page = await self.feed.read(cursor, BATCH)
+            page = await self.feed.read(self.cursor, BATCH)
             if not page.events:
-                await self.changes.wait(changed, IDLE_WAIT)
+                # Events held back by a running transaction come when it ends, which
+                # nothing signals: look again soon.
+                idle = UNSETTLED_WAIT if self.feed.unsettled() else IDLE_WAIT
+                await self.changes.wait(changed, idle)
                 continue
             # Sent in order on one channel; each publish waits for its own confirm, all of
             # them at once: the cursor moves only past a batch the broker has in full.
             await asyncio.gather(*(self._publish(exchange, event) for event in page.events))
             await conn.execute(_SAVE, NAME, str(page.next))
-            cursor = page.next
+            self.cursor = page.next
             self.published += len(page.events)
-        return cursor
 
     @staticmethod
     async def _publish(exchange: aio_pika.abc.AbstractExchange, event: dict[str, object]) -> None:
