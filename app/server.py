@@ -109,6 +109,7 @@ class GuardMixin:
         self._head_bytes = 0
         self._head_exact = 0
         self._body_since = 0.0
+        self._heads_done = 0  # request heads parsed on this connection
         self._lingering = False
         self._tick: asyncio.TimerHandle | None = None
 
@@ -135,6 +136,7 @@ class GuardMixin:
         self._head_bytes = 0
 
     def _body_begins(self) -> None:
+        self._heads_done += 1
         self._body_since = self.loop.time()
 
     def _guard_connection_made(self) -> None:
@@ -160,10 +162,13 @@ class GuardMixin:
         if self._lingering:
             return  # the rest of a body we answered before reading: dropped unread
         in_head = not self._in_body()
+        heads = self._heads_done
         feed(data)
-        # Every byte of a chunk that leaves the parser still inside a head is head (a head
-        # completed within the chunk is measured exactly as the parser hands its lines over).
-        if in_head and not self._in_body() and not self.transport.is_closing():
+        # Every byte of a chunk that leaves the parser still inside the head it began in is
+        # head; a chunk in which a head ended (and perhaps a whole body after it) is not
+        # counted here: that head was measured exactly as the parser handed its lines over.
+        still_in_head = in_head and heads == self._heads_done and not self._in_body()
+        if still_in_head and not self.transport.is_closing():
             self._head_bytes += len(data)
             self._check_head()
 
@@ -265,10 +270,10 @@ class GuardedH11(_Guarded, H11Protocol):
         return self.conn.their_state is h11.SEND_BODY  # type: ignore[no-any-return]
 
     def handle_events(self) -> None:
-        was_in_body = self._in_body()
+        was_idle = self.conn.their_state is h11.IDLE
         super().handle_events()
-        if not was_in_body and self._in_body():
-            self._body_begins()
+        if was_idle and self.conn.their_state is not h11.IDLE:
+            self._body_begins()  # a head arrived (its body may have come whole with it)
 
 
 try:

@@ -8,7 +8,6 @@ from typing import Any
 
 import asyncpg
 import httpx
-import pytest
 
 from app.events.feed import EventFeed
 from tests.conftest import (
@@ -170,12 +169,6 @@ async def test_events_past_the_retention_are_not_served(client: httpx.AsyncClien
     assert old["ulid"] != new["ulid"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the route waits for the next change signal after an empty read even while the "
-    "feed has unsettled ids (fix: wait at most ~1 s while events.unsettled(); outside "
-    "app/events/, left to the route's owner)",
-)
 async def test_a_long_poll_answers_once_a_running_transaction_stops_holding_events_back(
     client: httpx.AsyncClient, settings
 ) -> None:

@@ -4,6 +4,8 @@ not stall /healthz."""
 
 import asyncio
 import json
+import os
+import signal
 import statistics
 import time
 from collections.abc import Iterator
@@ -16,6 +18,8 @@ import pytest
 from app.config import Settings
 from app.server import connection_cap, uvicorn_options
 from tests.conftest import STAFF, TABLES, start_service, stop_service
+
+SERVER: dict[str, int] = {}  # the guarded server's process id
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +37,7 @@ def guarded(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
     }
     with log.open("wb") as out:
         proc, base = start_service(database_url, env=env, stdout=out)
+    SERVER["pid"] = proc.pid
     yield int(base.rsplit(":", 1)[1]), log
     stop_service(proc)
 
@@ -111,6 +116,28 @@ async def test_a_header_past_the_cap_in_one_write_is_refused(guarded: tuple) -> 
     await writer.drain()
     answer = await _closed_within(reader, 5)
     assert answer.startswith(b"HTTP/1.1 431"), answer[:80]
+    writer.close()
+
+
+async def test_a_big_body_in_the_same_write_as_its_head_is_no_header(guarded: tuple) -> None:
+    """An 80 KB bulk upload whose head and body reach the server in one read: 201, not a
+    431 for counting the body as head."""
+    port, _log = guarded
+    members = [
+        {"loyalty_id": f"one-read-{i}", "client_name": "x" * 60, "client_birthday": "1990"}
+        for i in range(800)
+    ]
+    body = json.dumps(members).encode()
+    reader, writer = await _connect(port)
+    os.kill(SERVER["pid"], signal.SIGSTOP)  # all of it waits in the socket: one read
+    try:
+        writer.write(_post("/api/v1/loyalty/", len(body)) + body)
+        await asyncio.sleep(0.3)
+    finally:
+        os.kill(SERVER["pid"], signal.SIGCONT)
+    await writer.drain()
+    status, answer = await _answer(reader)
+    assert (status, answer) == (201, b'{"updated":0,"inserted":800}')
     writer.close()
 
 
