@@ -43,8 +43,8 @@ ORDERABLE = {name: T.c["loyalty_id" if name == "identifier" else name] for name 
 # A single statement needs no explicit transaction: on an autocommit connection it is all or
 # nothing by itself (one round trip, where BEGIN … COMMIT took three). The same statement
 # writes one audit line per member written: the names of the fields it set (insert) or
-# changed (update, against `before`, the rows as the statement's snapshot saw them, read only
-# for the rows that were updated).
+# changed (update, against `before`, the rows as the statement's snapshot saw them; found by
+# the input's keys, an index look-up each, whatever the planner guesses of a CTE's rows).
 _CHANGED = ", ".join(
     f"CASE WHEN (w.inserted AND w.{f} IS NOT NULL)"
     f" OR (NOT w.inserted AND w.{f} IS DISTINCT FROM b.{f}) THEN '{f}' END"
@@ -60,6 +60,9 @@ UPSERT = f"""
         SELECT nextval((SELECT pg_get_serial_sequence('loyalty_members', 'id')::regclass)) AS id,
             input.*
         FROM input ORDER BY ord
+    ), before AS (
+        SELECT m.loyalty_id, m.cardno, m.discount, m.client_name, m.client_birthday, m.is_male
+        FROM loyalty_members m JOIN input USING (loyalty_id)
     ), written AS (
         INSERT INTO loyalty_members
             (id, loyalty_id, cardno, discount, client_name, client_birthday, is_male)
@@ -73,12 +76,6 @@ UPSERT = f"""
             is_male = excluded.is_male,
             updated_at = now()
         RETURNING id, {", ".join(FIELDS)}, (xmax = 0) AS inserted
-    ), before AS (
-        -- The replaced rows as the statement's snapshot saw them (only for updated rows: an
-        -- upload of new members looks nothing up twice).
-        SELECT m.loyalty_id, m.cardno, m.discount, m.client_name, m.client_birthday, m.is_male
-        FROM written w JOIN loyalty_members m USING (loyalty_id)
-        WHERE NOT w.inserted
     ), audit_line AS (
         INSERT INTO audit_events (action, record_type, subject_id, actor, fields, record_key)
         SELECT CASE WHEN w.inserted THEN 'loyalty_member.created'
