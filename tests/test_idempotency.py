@@ -354,3 +354,25 @@ async def test_a_replayed_page_keeps_its_security_headers(client: httpx.AsyncCli
     for name in ("content-security-policy", "referrer-policy", "x-content-type-options"):
         assert again.headers[name] == first.headers[name], name
     assert "script-src 'sha256-" in again.headers["content-security-policy"]
+
+
+async def test_a_unit_that_failed_returns_its_connection_clean(
+    client: httpx.AsyncClient, db: Any
+) -> None:
+    """A keyed request refused inside its work (the address is taken) rolls its transaction
+    back: no session is left idle in a transaction, and the next requests run normally."""
+    assert (await client.post(JAMBO, json=JAMBO_CUSTOMER, headers=STAFF)).status_code == 201
+    for n in range(3):
+        taken = await client.post(JAMBO, json=JAMBO_CUSTOMER, headers=keyed(f"taken-{n}"))
+        assert taken.status_code == 409, taken.text
+    idle_in_transaction = await db.fetchval(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND state LIKE 'idle in transaction%'"
+    )
+    assert idle_in_transaction == 0
+    assert await count(db, "idempotency_keys") == 0
+    for n in range(3):
+        other = {**JAMBO_CUSTOMER, "email": f"someone.else.{n}@example.org"}
+        made = await client.post(JAMBO, json=other, headers=keyed(f"other-{n}"))
+        assert made.status_code == 201, made.text
+    assert await count(db, "customers") == 4

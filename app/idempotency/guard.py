@@ -121,7 +121,7 @@ def once(endpoint: Callable[..., Awaitable[Response]]) -> Callable[..., Awaitabl
         for _look in range(2):  # a second look when another request's answer landed meanwhile
             try:
                 async with services.db.unit_of_work() as unit:
-                    conn = unit.conn
+                    conn = unit.driver
                     found = await store.find(conn, caller, key)
                     if found.stored is not None:
                         if found.stored.fingerprint != print_:

@@ -1,7 +1,8 @@
-"""Every Idempotency-Key query. They run in the request's own unit of work: the look-up, the
-work it guards and the answer it keeps are one transaction and one
-commit, so an answer is exactly as durable as the work (a 201 always has a replayable
-answer, across a crash or a failover), and a request that failed leaves nothing behind.
+"""Every Idempotency-Key query. They run in the request's own unit of work, on the driver's
+connection (SQLAlchemy's execution layer was a third of each statement's client cost): the
+look-up, the work it guards and the answer it keeps are one transaction and one commit, so
+an answer is exactly as durable as the work (a 201 always has a replayable answer, across a
+crash or a failover), and a request that failed leaves nothing behind.
 
 "Still running" is a transaction-scoped advisory lock on the (caller, key) pair, not a row:
 it ends with its transaction, so a worker that dies mid-request holds no key for a minute.
@@ -17,6 +18,7 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 
+import asyncpg
 import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -94,20 +96,21 @@ class KeyStore:
         self.max_live = max_live
         self._live: OrderedDict[bytes, tuple[int, float]] = OrderedDict()
 
-    async def find(self, conn: AsyncConnection, caller: bytes, key: str) -> Found:
+    async def find(self, conn: asyncpg.Connection, caller: bytes, key: str) -> Found:
         """Take the key's lock (if free) and read its live answer, in one statement."""
-        row = (await conn.exec_driver_sql(FIND, (caller, key, lock_id(caller, key)))).one()
-        if row.status is None:
-            return Found(row.free, None)
-        headers = orjson.loads(row.headers)
-        return Found(row.free, Stored(row.fingerprint, row.status, headers, row.body))
+        row = await conn.fetchrow(FIND, caller, key, lock_id(caller, key))
+        assert row is not None
+        if row["status"] is None:
+            return Found(row["free"], None)
+        headers = orjson.loads(row["headers"])
+        return Found(row["free"], Stored(row["fingerprint"], row["status"], headers, row["body"]))
 
-    async def check_cap(self, conn: AsyncConnection, caller: bytes) -> None:
+    async def check_cap(self, conn: asyncpg.Connection, caller: bytes) -> None:
         """CapReached when the caller already holds `max_live` live keys."""
         now = time.monotonic()
         known = self._live.get(caller)
         if known is None or now - known[1] > RECOUNT_SECONDS or known[0] >= self.max_live * NEAR:
-            count = (await conn.exec_driver_sql(COUNT_LIVE, (caller, self.max_live))).scalar_one()
+            count = await conn.fetchval(COUNT_LIVE, caller, self.max_live)
             known = (count, now)
             self._remember(caller, known)
         if known[0] >= self.max_live:
@@ -115,7 +118,7 @@ class KeyStore:
 
     async def save(
         self,
-        conn: AsyncConnection,
+        conn: asyncpg.Connection,
         caller: bytes,
         key: str,
         fingerprint: bytes,
@@ -124,7 +127,8 @@ class KeyStore:
     ) -> bool:
         """Keep the answer in the unit of work; False when the key turned out to be taken."""
         status, headers, body = answer
-        params = (
+        saved = await conn.fetchrow(
+            SAVE,
             caller,
             key,
             fingerprint,
@@ -134,11 +138,7 @@ class KeyStore:
             customer_id,
             float(self.retention_s),
         )
-        # On the driver's own connection (the unit's transaction is open: the look-up began
-        # it): a third of the statement's client-side cost is SQLAlchemy's execution layer.
-        driver = (await conn.get_raw_connection()).driver_connection
-        assert driver is not None
-        if await driver.fetchrow(SAVE, *params) is None:
+        if saved is None:
             return False
         known = self._live.get(caller)
         if known is not None:
