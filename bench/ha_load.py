@@ -52,6 +52,11 @@ class Key:
         sent = f"sent {self.attempts[0].began - zero:+.1f}s: " if self.attempts else ""
         return sent + ", ".join(f"{t:+.1f}s→{w}{f' ×{n}' if n > 1 else ''}" for t, w, n in runs)
 
+    def held(self) -> float:
+        """Seconds from the first 409 "still being processed" to the last attempt."""
+        first = next(a.began for a in self.attempts if a.note == "in flight")
+        return self.attempts[-1].ended - first
+
 
 def retry_after(response: httpx.Response) -> float | None:
     try:
@@ -160,6 +165,8 @@ class Outcome:
     no_answer: int
     unreplayable: int
     unresolved: int
+    held: int  # keys answered 409 "still being processed" at least once
+    held_s: float  # the longest time a key spent from its first 409 of that kind to its end
     outage_s: float
     other_4xx: int
     leader: str
@@ -196,6 +203,7 @@ async def count(load: Writers, port: int, leader: str, ended: float, fault: floa
         ],
         "unreplayable": [k for k in acked if k.key not in answered],
         "unresolved": [k for k in load.keys if k.outcome == "unresolved"],
+        "held at 409": [k for k in load.keys if any(a.note == "in flight" for a in k.attempts)],
     }
     statuses = Counter(a.status for k in load.keys for a in k.attempts)
     acks = [*sorted(t for t in load.acks if t <= ended), ended]  # a gap left open counts
@@ -210,16 +218,26 @@ async def count(load: Writers, port: int, leader: str, ended: float, fault: floa
         no_answer=sum(n for s, n in statuses.items() if isinstance(s, str)),
         unreplayable=len(bad["unreplayable"]),
         unresolved=len(bad["unresolved"]),
+        held=len(bad["held at 409"]),
+        held_s=round(max((k.held() for k in bad["held at 409"]), default=0.0), 1),
         outage_s=round(max(gaps, default=ended), 2),
         other_4xx=sum(k.outcome[:1] == "4" and "email exists" not in k.outcome for k in load.keys),
         leader=leader,
         rows=len(rows),
         examples={
-            kind: [f"{k.key}: {k.history(fault)}" for k in keys[:3]]
+            f"{kind} ({len(keys)}{window(keys, fault) if kind == 'lost' else ''})": [
+                f"{k.key}: {k.history(fault)}" for k in keys[:3]
+            ]
             for kind, keys in bad.items()
             if keys
         },
     )
+
+
+def window(keys: list[Key], fault: float) -> str:
+    """When the keys' 2xx answers came, in seconds from the fault."""
+    times = [k.attempts[-1].ended - fault for k in keys]
+    return f", answered {min(times):+.1f}s to {max(times):+.1f}s"
 
 
 def logged_errors(log: Path) -> Counter[str]:

@@ -61,9 +61,14 @@ primary (the leader Patroni reports after the run, read directly with asyncpg):
     write outage    the longest gap between two successive 2xx answers (any writer) while the
                     load ran, a gap still open when it stopped counting up to then: what a
                     client retrying as above waits, its back-off included.
+    keys held at    keys answered 409 "still being processed" at least once: a claim left
+    409 (longest)   on the key (by an attempt that failed, or whose answer was lost) holds
+                    every retry until it lapses; in brackets the longest time from a key's
+                    first such 409 to its final answer.
 
 On stderr, after each run: the exception classes of the service's error log lines, and up
-to three keys behind each bad number with their attempts (`+1.2s→503 ×4`: seconds from the
+to three keys behind each bad number with their attempts (for lost ones also when their
+201s came) (`+1.2s→503 ×4`: seconds from the
 start of the fault, repeated answers folded). `--keep-logs DIR` keeps every log (etcd,
 Patroni and PostgreSQL per node, HAProxy, the service per run).
 
@@ -277,6 +282,7 @@ COLUMNS = (
     "no answer",
     "unreplayable 201s",
     "unresolved",
+    "keys held at 409 (longest)",
 )
 
 
@@ -292,14 +298,16 @@ def row(label: str, outcomes: list[Outcome]) -> str:
     )
     cells = [total("acknowledged"), total("lost"), total("duplicates"), total("http_500"), span]
     cells += [total("other_5xx"), total("no_answer"), total("unreplayable"), total("unresolved")]
+    cells.append(f"{total('held')} ({max(o.held_s for o in outcomes):.0f} s)")
     return f"| {label} | " + " | ".join(cells) + " |"
 
 
 def totals(outcomes: list[Outcome]) -> dict[str, Any]:
     """The counts summed over runs, and each run's write outage."""
     names = ["acknowledged", "lost", "duplicates", "http_500", "other_5xx", "no_answer"]
-    names += ["unreplayable", "unresolved", "other_4xx", "rows"]
+    names += ["unreplayable", "unresolved", "held", "other_4xx", "rows"]
     out: dict[str, Any] = {name: sum(getattr(o, name) for o in outcomes) for name in names}
+    out["held_s"] = max(o.held_s for o in outcomes)
     return out | {"runs": len(outcomes), "outage_s": [o.outage_s for o in outcomes]}
 
 
@@ -315,6 +323,8 @@ def label(args: argparse.Namespace, scenario: str) -> str:
     if args.via == "multihost":
         via = "multi-host" if args.url_form == "repeated" else "multi-host, host/port lists"
         via += ", leader listed last" if args.leader_last else ""
+    if (args.ttl, args.loop_wait, args.retry_timeout) != (30, 10, 10):
+        via += f", ttl {args.ttl} loop_wait {args.loop_wait} retry_timeout {args.retry_timeout}"
     return f"{args.replication}, {name}, {via}"
 
 
