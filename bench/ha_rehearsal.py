@@ -27,9 +27,9 @@ The load goes on until, `--tail` seconds (5) or more after the fault was dealt, 
 `--tail` seconds brought 2xx answers and no 5xx or missing answer (at most 120 s after the
 fault); then no new create starts and each writer finishes the one it holds. The stopped or
 crashed node is started again and the next run waits for a healthy cluster (a leader
-streaming to both replicas, a sync standby for sync). A run takes 1–2 minutes at Patroni's
-defaults, and up to 90 s more when a key is stuck behind a claim (below); building the
-cluster about 30 s.
+streaming to both replicas, a sync standby for sync). A run took 50–75 s on average here
+(about 20 s, plus up to 60 s while a key held at 409 lapses, below), one whose service never
+recovered 4 minutes; building the cluster takes 15–30 s.
 
 Each writer sends one create at a time, each with a fresh Idempotency-Key `<run>-<writer>-<n>`
 and a body that names the key (e-mail `<key>@rehearsal.example.org`, middle name `<key>`).
