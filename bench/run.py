@@ -71,7 +71,7 @@ def wrk_script(
     body: str | None = None,
     key_prefix: str | None = None,
 ) -> str:
-    """A wrk script choosing a random (path, Authorization) pair per request; with
+    """A wrk script choosing a random path and a random Authorization per request; with
     `key_prefix`, each request also sends a fresh Idempotency-Key."""
     post = ""
     if body is not None:
@@ -93,7 +93,7 @@ math.randomseed(os.time())
 {post}
 request = function()
   local i = math.random(#paths)
-  local h = {{["Authorization"] = auths[((i - 1) % #auths) + 1],
+  local h = {{["Authorization"] = auths[math.random(#auths)],
              ["Content-Type"] = "application/json"}}
   local b = {"make_body()" if body is not None else "nil"}
   {key_line}
@@ -347,6 +347,13 @@ def main() -> None:
     staff = mint_token(settings, "bench", "staff", STAFF_SCOPES, 7200)
     customer_tokens = [mint_token(settings, u, "customer", (), 7200) for u in ids[:300]]
     staff_h = [f"Bearer {staff}"]
+    # The creates come from 64 staff identities (integrations), picked at random per request:
+    # SPEC caps each caller at 10,000 live Idempotency-Keys, which one identity would pass
+    # within a full run's keyed rounds (then 429s, and a count of its keys on every request).
+    writers_h = [
+        f"Bearer {mint_token(settings, f'bench-{n}', 'staff', STAFF_SCOPES, 7200)}"
+        for n in range(64)
+    ]
     env = {
         **os.environ,
         "DATABASE_URL": url,
@@ -396,7 +403,7 @@ def main() -> None:
             "POST /api/customers",
             "POST",
             ["/api/customers"],
-            staff_h,
+            writers_h,
             post_body,
             16,
         ),
@@ -404,7 +411,7 @@ def main() -> None:
             "POST /api/customers + Idempotency-Key",
             "POST",
             ["/api/customers"],
-            staff_h,
+            writers_h,
             post_body,
             16,
         ),
