@@ -31,40 +31,23 @@ import asyncpg
 import httpx
 
 from app.auth.tokens import STAFF_SCOPES, mint_token
-from app.cli import migrate_to_head
 from app.config import Settings
 from app.db.engine import embedded_database_url
 from app.ids import render_ulid
-from app.seed import seed_database
+from bench.fresh import fresh_database
+from bench.fresh import plain as _plain
 
 SECRET = "bench-secret-" + "b" * 40
 NAME = "jambo_bench_metrics"
 MODES = ("memory", "shared")
 
 
-def _plain(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
-
-
-async def fresh_database(base: str) -> str:
-    conn = await asyncpg.connect(_plain(base))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{NAME}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{NAME}"')
-    finally:
-        await conn.close()
-    head, _, tail = base.partition("?")
-    url = head.rsplit("/", 1)[0] + f"/{NAME}" + (f"?{tail}" if tail else "")
-    await asyncio.to_thread(migrate_to_head, url)
-    await seed_database(url, 5_000, 0)
-    return url
-
-
 async def child(url: str, requests: int) -> dict[str, float]:
     """One process's measurements (metrics where its environment says)."""
+    from app.contracts.guards import Admission, HostCheck
     from app.main import create_app
     from app.metrics import shared_dir
-    from app.middleware import RequestContextMiddleware
+    from app.middleware import EdgeMiddleware, ForwardedHeaders
 
     settings = Settings(database_url=url, jwt_secret=SECRET, log_level="WARNING", _env_file=None)  # type: ignore[call-arg]
     auth = {"Authorization": f"Bearer {mint_token(settings, 'bench', 'staff', STAFF_SCOPES, 3600)}"}
@@ -88,7 +71,13 @@ async def child(url: str, requests: int) -> dict[str, float]:
                 per_request.append(time.process_time() - cpu)
                 assert response.status_code == 200, response.text
             block = time.process_time() - block
-    middleware = RequestContextMiddleware(app)
+    middleware = EdgeMiddleware(
+        app,
+        forwarded=ForwardedHeaders(""),
+        root_path="",
+        hosts=HostCheck(["*"], lambda _path: None),
+        admission=Admission(10, 1024, lambda _path: None),
+    )
     observe = middleware._observe  # the metrics' share of the middleware, nothing else
     calls = 100_000
     seconds = min(
@@ -131,7 +120,7 @@ def run_child(url: str, requests: int, mode: str) -> dict[str, float]:
 
 async def main(requests: int, rounds: int) -> None:
     base = os.environ.get("BENCH_DATABASE_URL") or embedded_database_url(".data", "postgres")
-    url = await fresh_database(base)
+    url = await fresh_database(base, NAME, 5_000)
     runs: dict[str, list[dict[str, float]]] = {mode: [] for mode in MODES}
     try:
         for r in range(rounds):

@@ -18,26 +18,13 @@ import asyncpg
 import httpx
 
 from app.auth.tokens import STAFF_SCOPES, mint_token
-from app.cli import migrate_to_head
 from app.config import Settings
 from app.db.engine import embedded_database_url
 from app.main import create_app
+from bench.fresh import fresh_database
 
 SECRET = "bench-secret-" + "b" * 40
 NAME = "jambo_bench_post"
-
-
-async def fresh_database(base: str) -> str:
-    conn = await asyncpg.connect(base.replace("postgresql+asyncpg://", "postgresql://", 1))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{NAME}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{NAME}"')
-    finally:
-        await conn.close()
-    head, _, tail = base.partition("?")
-    url = head.rsplit("/", 1)[0] + f"/{NAME}" + (f"?{tail}" if tail else "")
-    await asyncio.to_thread(migrate_to_head, url)
-    return url
 
 
 def body(n: int) -> dict[str, str]:
@@ -53,7 +40,7 @@ def body(n: int) -> dict[str, str]:
 
 async def main(requests: int) -> None:
     base = os.environ.get("BENCH_DATABASE_URL") or embedded_database_url(".data", "postgres")
-    url = await fresh_database(base)
+    url = await fresh_database(base, NAME)
     settings = Settings(database_url=url, jwt_secret=SECRET, log_level="WARNING", _env_file=None)  # type: ignore[call-arg]
     token = mint_token(settings, "bench", "staff", STAFF_SCOPES, 3600)
     auth = {"Authorization": f"Bearer {token}"}

@@ -38,11 +38,11 @@ import asyncpg
 import httpx
 
 from app.auth.tokens import STAFF_SCOPES, mint_token
-from app.cli import migrate_to_head
 from app.config import Settings
 from app.db.engine import embedded_database_url
 from app.ids import render_ulid
-from app.seed import seed_database
+from bench.fresh import fresh_database
+from bench.fresh import plain as _plain
 from tests.otlp_receiver import Receiver
 
 SECRET = "bench-secret-" + "b" * 40
@@ -52,29 +52,6 @@ SCENARIOS = (
     "GET /api/v1/customers?address.city=…",
     "POST /api/customers",
 )
-
-
-def _plain(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
-
-
-async def fresh_database(base: str) -> str:
-    conn = await asyncpg.connect(_plain(base))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{NAME}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{NAME}"')
-    finally:
-        await conn.close()
-    head, _, tail = base.partition("?")
-    url = head.rsplit("/", 1)[0] + f"/{NAME}" + (f"?{tail}" if tail else "")
-    await asyncio.to_thread(migrate_to_head, url)
-    await seed_database(url, 5_000, 0)
-    conn = await asyncpg.connect(_plain(url))
-    try:
-        await conn.execute("ANALYZE")
-    finally:
-        await conn.close()
-    return url
 
 
 def new_customer(n: int) -> dict[str, str]:
@@ -212,7 +189,7 @@ def served(url: str, rounds: int, seconds: int, endpoint: str) -> dict[str, list
 
 async def main(requests: int, rounds: int, wrk_seconds: int) -> None:
     base = os.environ.get("BENCH_DATABASE_URL") or embedded_database_url(".data", "postgres")
-    url = await fresh_database(base)
+    url = await fresh_database(base, NAME, 5_000, analyze=True)
     runs: dict[str, list[dict[str, Any]]] = {"off": [], "on": []}
     spans_per_run: list[int] = []
     wrk: dict[str, list[Any]] = {}
