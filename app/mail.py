@@ -83,8 +83,8 @@ class SmtpMailer:
 
 
 class LogMailer:
-    """Development only: nothing is sent; the message is kept under DATA_DIR for `jambo mail`
-    (or, where that folder cannot be written, put in the log whole)."""
+    """Development only: nothing is sent; the message is written to the log (SPEC, "Running
+    it") and also kept under DATA_DIR, where `jambo mail` shows it."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -92,16 +92,11 @@ class LogMailer:
     async def send(self, to: str, subject: str, body: str) -> None:
         try:
             await asyncio.to_thread(dev_mailbox.keep, self.settings.data_dir, to, subject, body)
+            kept = "`jambo mail` shows it"
         except OSError as exc:
-            log.warning(
-                "SMTP_HOST is not set; mail not sent (not kept either: %s). Subject: %s\n%s",
-                type(exc).__name__,
-                subject,
-                body,
-            )
-            return
+            kept = f"not kept for `jambo mail`: {type(exc).__name__}"
         log.warning(
-            "SMTP_HOST is not set; mail not sent. Subject: %s (`jambo mail` shows it)", subject
+            "SMTP_HOST is not set; mail not sent (%s). Subject: %s\n%s", kept, subject, body
         )
 
 

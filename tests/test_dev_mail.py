@@ -1,6 +1,7 @@
 """Development mail (issue 21): without SMTP_HOST each message is kept under DATA_DIR and
 `jambo mail` shows it, so a customer's sign-in code is one command away."""
 
+import logging
 import os
 import stat
 import subprocess
@@ -42,8 +43,9 @@ async def unsent(
 
 
 async def test_a_customer_signs_in_with_the_code_jambo_mail_prints(
-    unsent: httpx.AsyncClient, tmp_path: Path
+    unsent: httpx.AsyncClient, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="jambo.mail")
     await create_customer(unsent, email="cynthia@example.org")
     asked = await unsent.post("/api/auth/email-code", json={"email": "cynthia@example.org"})
     assert asked.status_code == 202
@@ -54,6 +56,9 @@ async def test_a_customer_signs_in_with_the_code_jambo_mail_prints(
     assert lines[1].startswith("    code: ") and len(lines[1].split()[-1]) == 6
     code = jambo_mail(tmp_path, "--code", "--to", "Cynthia@Example.org")
     assert code.returncode == 0 and code.stdout.strip() == lines[1].split()[-1]
+    # SPEC, "Running it": without SMTP_HOST the mail is also written to the log.
+    logged = [r.getMessage() for r in caplog.records if r.name == "jambo.mail"]
+    assert any(code.stdout.strip() in m and "jambo mail" in m for m in logged), logged
     form = {"grant_type": "urn:jambo:email-code", "email": "cynthia@example.org"}
     token = await unsent.post("/api/auth/token", data={**form, "code": code.stdout.strip()})
     assert token.status_code == 200, token.text
