@@ -15,9 +15,11 @@ def plain(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
-async def fresh_database(base: str, name: str, customers: int = 0, analyze: bool = False) -> str:
+async def fresh_database(
+    base: str, name: str, customers: int = 0, members: int = 0, analyze: bool = False
+) -> str:
     """A new database `name` on `base`'s server, at the newest revision, with `customers`
-    seeded (then ANALYZEd when asked); returns its URL."""
+    and loyalty `members` seeded (then ANALYZEd when asked); returns its URL."""
     conn = await asyncpg.connect(plain(base))
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -27,8 +29,8 @@ async def fresh_database(base: str, name: str, customers: int = 0, analyze: bool
     head, _, tail = base.partition("?")
     url = head.rsplit("/", 1)[0] + f"/{name}" + (f"?{tail}" if tail else "")
     await asyncio.to_thread(migrate_to_head, url)
-    if customers:
-        await seed_database(url, customers, 0)
+    if customers or members:
+        await seed_database(url, customers, members)
     if analyze:
         conn = await asyncpg.connect(plain(url))
         try:

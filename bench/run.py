@@ -29,11 +29,10 @@ import httpx
 import psutil
 
 from app.auth.tokens import STAFF_SCOPES, mint_token
-from app.cli import migrate_to_head
 from app.config import Settings
 from app.db.engine import embedded_database_url
 from app.ids import render_ulid
-from app.seed import seed_database
+from bench.fresh import fresh_database
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICE_PORT, FLOOR_PORT = 8100, 8101
@@ -225,21 +224,6 @@ def ensure_wrk() -> None:
     subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
 
 
-async def prepare_database(base_url: str, name: str, customers: int, loyalty: int) -> str:
-    plain = base_url.replace("postgresql+asyncpg://", "postgresql://", 1)
-    conn = await asyncpg.connect(plain)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    head, _, tail = base_url.partition("?")
-    url = head.rsplit("/", 1)[0] + f"/{name}" + (f"?{tail}" if tail else "")
-    await asyncio.to_thread(migrate_to_head, url)
-    await seed_database(url, customers, loyalty)
-    return url
-
-
 async def sample_customers(url: str, count: int) -> list[str]:
     conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1))
     try:
@@ -339,7 +323,7 @@ def main() -> None:
 
     base = os.environ.get("BENCH_DATABASE_URL") or embedded_database_url(".data", "postgres")
     began = time.perf_counter()
-    url = asyncio.run(prepare_database(base, "jambo_bench", customers, 10_000))
+    url = asyncio.run(fresh_database(base, "jambo_bench", customers, 10_000))
     print(f"seeded {customers:,} customers in {time.perf_counter() - began:.1f}s", file=sys.stderr)
     ids = asyncio.run(sample_customers(url, 2000))
 
