@@ -35,7 +35,8 @@ from bench.run import (
     sample_customers,
     wrk_script,
 )
-from tests.deploy_support import Cluster, binary, start_pgbouncer, stop
+from tests.conftest import stop_service
+from tests.deploy_support import Cluster, binary, start_pgbouncer
 
 PORT = 8102
 SECRET = "bench-secret-" + "d" * 40
@@ -73,7 +74,7 @@ def main() -> None:
             )
             table = measure(primary, replica, pooled, ids, seconds, rounds)
         finally:
-            stop(bouncer)
+            stop_service(bouncer)
     finally:
         servers.stop()
     print(
@@ -88,7 +89,7 @@ def main() -> None:
     print("\n| by-id statement, one connection | median µs |\n|---|---|")
     for name, micros in latency.items():
         print(f"| {name} | {micros} |")
-    summary: dict[str, int] = {f"statement_us:{name}": v for name, v in latency.items()}
+    summary: dict[str, float] = {f"statement_us:{name}": v for name, v in latency.items()}
     summary |= {
         f"{setup}:{name}": round(r.rps)
         for setup, results in table.items()

@@ -150,9 +150,9 @@ async def main(requests: int, profile: str | None) -> None:
                 if n >= 0:
                     samples[name].append(spent)
     print(f"{'scenario':<22}{'CPU µs/req (median)':>22}   ({requests} each, interleaved)")
-    for name, spent in samples.items():
-        print(f"{name:<22}{statistics.median(spent) * 1e6:>22.0f}")
-    if profiler is not None:
+    for name, times in samples.items():
+        print(f"{name:<22}{statistics.median(times) * 1e6:>22.0f}")
+    if profiler is not None and profile is not None:
         out = f"/tmp/jambo-{profile.replace(' ', '-')}.prof"
         profiler.dump_stats(out)
         pstats.Stats(out).sort_stats("tottime").print_stats(25)
