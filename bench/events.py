@@ -33,7 +33,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,7 +47,16 @@ import psutil
 from app.auth.tokens import STAFF_SCOPES, mint_token
 from app.config import Settings
 from app.db.engine import embedded_database_url
-from bench.run import SECRET, ensure_wrk, fresh_script, loyalty_rows, run_wrk, tree_cpu
+from bench.fresh import database_url, plain
+from bench.run import (
+    SECRET,
+    ensure_wrk,
+    fresh_script,
+    loyalty_rows,
+    process,
+    run_wrk,
+    tree_cpu,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 BROKER = os.environ.get("BENCH_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -61,15 +69,6 @@ POST_BODY = (
 )
 LOGS = Path(tempfile.mkdtemp(prefix="jambo-bench-events-"))
 SOURCE = f"/jambo-bench-{uuid.uuid4().hex[:8]}"  # tells our events from other publishers'
-
-
-def plain(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
-
-
-def database_url(base: str, name: str) -> str:
-    head, _, tail = base.partition("?")
-    return head.rsplit("/", 1)[0] + f"/{name}" + (f"?{tail}" if tail else "")
 
 
 async def sql(url: str, statement: str, *args: Any) -> Any:
@@ -107,25 +106,8 @@ def service(tree: Path, url: str, port: int, broker: bool) -> Iterator[subproces
     if broker:
         env["EVENTS_BROKER_URL"] = BROKER
     cmd = [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--no-migrate"]
-    with (LOGS / f"serve-{port}.log").open("ab") as log:
-        proc = subprocess.Popen(cmd, cwd=tree, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the service did not start; see {LOGS}") from None
-                time.sleep(0.1)
+    with process(cmd, env, port, LOGS / f"serve-{port}.log", cwd=tree) as proc:
         yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def backend_cpu(base: str, name: str) -> dict[int, float]:

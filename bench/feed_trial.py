@@ -22,9 +22,9 @@ from typing import Any
 
 import asyncpg
 
-from app.cli import migrate_to_head
 from app.db.engine import embedded_database_url
 from app.events.feed import EventFeed
+from bench.fresh import drop_database, fresh_database, plain
 
 NAME = "jambo_feed_trial"
 LINE = (
@@ -65,14 +65,7 @@ def feed_class(path: str | None) -> Any:
 
 async def main(args: argparse.Namespace) -> None:
     base = os.environ.get("BENCH_DATABASE_URL") or embedded_database_url(".data", "postgres")
-    plain = base.replace("postgresql+asyncpg://", "postgresql://", 1)
-    admin = await asyncpg.connect(plain)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{NAME}" WITH (FORCE)')
-    await admin.execute(f'CREATE DATABASE "{NAME}"')
-    head, _, tail = base.partition("?")
-    url = head.rsplit("/", 1)[0] + f"/{NAME}" + (f"?{tail}" if tail else "")
-    await asyncio.to_thread(migrate_to_head, url)
-    dsn = url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    dsn = plain(await fresh_database(base, NAME))
     pool = await asyncpg.create_pool(dsn, min_size=2, max_size=8)
     feed = feed_class(args.feed)
     committed: set[int] = set()
@@ -105,8 +98,7 @@ async def main(args: argparse.Namespace) -> None:
     results = await asyncio.gather(*(reader() for _ in range(args.readers)))
     await asyncio.gather(*tasks)
     await pool.close()
-    await admin.execute(f'DROP DATABASE IF EXISTS "{NAME}" WITH (FORCE)')
-    await admin.close()
+    await drop_database(base, NAME)
     print(f"{len(committed):,} lines committed by {args.writers} writers in {args.seconds} s")
     for n, (seen, took) in enumerate(results, 1):
         missing = sorted(committed - set(seen))

@@ -15,19 +15,35 @@ def plain(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
+def database_url(base: str, name: str) -> str:
+    """The URL of database `name` on `base`'s server (its query string kept)."""
+    head, _, tail = base.partition("?")
+    return head.rsplit("/", 1)[0] + f"/{name}" + (f"?{tail}" if tail else "")
+
+
+async def _on_server(base: str, *statements: str) -> None:
+    conn = await asyncpg.connect(plain(base))
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+async def drop_database(base: str, name: str) -> None:
+    """Drop database `name` on `base`'s server, if it is there (its sessions closed)."""
+    await _on_server(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 async def fresh_database(
     base: str, name: str, customers: int = 0, members: int = 0, analyze: bool = False
 ) -> str:
     """A new database `name` on `base`'s server, at the newest revision, with `customers`
     and loyalty `members` seeded (then ANALYZEd when asked); returns its URL."""
-    conn = await asyncpg.connect(plain(base))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    head, _, tail = base.partition("?")
-    url = head.rsplit("/", 1)[0] + f"/{name}" + (f"?{tail}" if tail else "")
+    await _on_server(
+        base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"'
+    )
+    url = database_url(base, name)
     await asyncio.to_thread(migrate_to_head, url)
     if customers or members:
         await seed_database(url, customers, members)

@@ -31,6 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.conftest import stop_service
+from tests.throwaway_pg import children
+
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 HERE = Path(__file__).resolve().parents[1]
 HAPROXY_SAMPLE = HERE / "deploy/haproxy/haproxy.cfg"
@@ -74,19 +77,6 @@ def _cmdline(pid: int) -> bytes:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return b""
-
-
-def _children(parent: int) -> list[int]:
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
-                out.append(int(entry.name))
-    return out
 
 
 def _kill(pid: int) -> None:
@@ -217,7 +207,7 @@ class Node:
         """The running postmaster and its children (each backend is a session of its own,
         so they are found by parent, not by process group)."""
         pid = self.postmaster()
-        return [] if pid is None else [pid, *_children(pid)]
+        return [] if pid is None else [pid, *children(pid)]
 
     def walsenders(self) -> list[int]:
         """PIDs of the postmaster's WAL senders (what streams to the replicas)."""
@@ -454,13 +444,7 @@ class Cluster:
                 node.close()
         finally:
             for proc in reversed(self._daemons):  # HAProxy, then etcd
-                if proc.poll() is None:
-                    proc.terminate()
-                    try:
-                        proc.wait(timeout=10)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
-                        proc.wait()
+                stop_service(proc)
             shutil.rmtree(self.root, ignore_errors=True)
 
 

@@ -34,8 +34,7 @@ from app.auth.tokens import STAFF_SCOPES, mint_token
 from app.config import Settings
 from app.db.engine import embedded_database_url
 from app.ids import render_ulid
-from bench.fresh import fresh_database
-from bench.fresh import plain as _plain
+from bench.fresh import drop_database, fresh_database, plain
 
 SECRET = "bench-secret-" + "b" * 40
 NAME = "jambo_bench_metrics"
@@ -51,7 +50,7 @@ async def child(url: str, requests: int) -> dict[str, float]:
 
     settings = Settings(database_url=url, jwt_secret=SECRET, log_level="WARNING", _env_file=None)  # type: ignore[call-arg]
     auth = {"Authorization": f"Bearer {mint_token(settings, 'bench', 'staff', STAFF_SCOPES, 3600)}"}
-    conn = await asyncpg.connect(_plain(url))
+    conn = await asyncpg.connect(plain(url))
     try:
         rows = await conn.fetch("SELECT id FROM customers ORDER BY random() LIMIT $1", requests)
     finally:
@@ -128,11 +127,7 @@ async def main(requests: int, rounds: int) -> None:
                 runs[mode].append(await asyncio.to_thread(run_child, url, requests, mode))
             print(f"round {r + 1}/{rounds} done", file=sys.stderr)
     finally:
-        conn = await asyncpg.connect(_plain(base))
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{NAME}" WITH (FORCE)')
-        finally:
-            await conn.close()
+        await drop_database(base, NAME)
     summary: dict[str, Any] = {}
     print(f"GET /api/v1/customers/{{id}}, in-process, {requests} requests x {rounds} rounds")
     print(f"{'CPU µs':<34}{'memory':>9}{'shared':>9}{'+µs':>8}")

@@ -193,10 +193,11 @@ class RssWatch:
 
 
 @contextmanager
-def process(cmd: list[str], env: dict[str, str], port: int, log: Path):
-    """Start a server, wait for it to answer, stop it gracefully afterwards."""
-    with log.open("w") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+def process(cmd: list[str], env: dict[str, str], port: int, log: Path, cwd: Path = ROOT):
+    """Start a server (from `cwd`'s code), wait for it to answer, stop it gracefully
+    afterwards; its output is added to `log`."""
+    with log.open("a") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=cwd)
     try:
         deadline = time.time() + 60
         while True:

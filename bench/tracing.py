@@ -41,8 +41,7 @@ from app.auth.tokens import STAFF_SCOPES, mint_token
 from app.config import Settings
 from app.db.engine import embedded_database_url
 from app.ids import render_ulid
-from bench.fresh import fresh_database
-from bench.fresh import plain as _plain
+from bench.fresh import drop_database, fresh_database, plain
 from tests.otlp_receiver import Receiver
 
 SECRET = "bench-secret-" + "b" * 40
@@ -72,7 +71,7 @@ async def child(url: str, requests: int) -> dict[str, dict[str, float]]:
 
     settings = Settings(database_url=url, jwt_secret=SECRET, log_level="WARNING", _env_file=None)  # type: ignore[call-arg]
     auth = {"Authorization": f"Bearer {mint_token(settings, 'bench', 'staff', STAFF_SCOPES, 3600)}"}
-    conn = await asyncpg.connect(_plain(url))
+    conn = await asyncpg.connect(plain(url))
     try:
         rows = await conn.fetch("SELECT id FROM customers ORDER BY random() LIMIT $1", requests)
     finally:
@@ -149,7 +148,7 @@ def served(url: str, rounds: int, seconds: int, endpoint: str) -> dict[str, list
     token = mint_token(settings, "bench", "staff", STAFF_SCOPES, 3600)
 
     async def sample() -> list[str]:
-        conn = await asyncpg.connect(_plain(url))
+        conn = await asyncpg.connect(plain(url))
         try:
             rows = await conn.fetch("SELECT id FROM customers ORDER BY random() LIMIT 2000")
         finally:
@@ -207,11 +206,7 @@ async def main(requests: int, rounds: int, wrk_seconds: int) -> None:
             if wrk_seconds:
                 wrk = await asyncio.to_thread(served, url, 3, wrk_seconds, receiver.endpoint)
     finally:
-        conn = await asyncpg.connect(_plain(base))
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{NAME}" WITH (FORCE)')
-        finally:
-            await conn.close()
+        await drop_database(base, NAME)
     summary: dict[str, Any] = {}
     print(f"{'scenario':<42}{'off µs':>8}{'on µs':>8}{'+µs':>6}{'ratio':>7}   (request / block)")
     for scenario in SCENARIOS:

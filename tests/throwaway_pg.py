@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 
 
-def _children(pid: int) -> list[int]:
+def children(pid: int) -> list[int]:
     """Every process whose parent is `pid` (the postmaster's backends and helpers)."""
     out = []
     for entry in Path("/proc").iterdir():
@@ -82,7 +82,7 @@ class ThrowawayPostgres:
     def signal_all(self, sig: signal.Signals) -> None:
         """Send `sig` to the postmaster and every one of its processes."""
         assert self.proc is not None
-        for pid in [self.proc.pid, *_children(self.proc.pid)]:
+        for pid in [self.proc.pid, *children(self.proc.pid)]:
             try:
                 os.kill(pid, sig)
             except ProcessLookupError:
