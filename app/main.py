@@ -36,7 +36,6 @@ from app.contracts.v3 import language
 from app.contracts.v3 import router as me
 from app.contracts.v3.openapi import LANGUAGE_PART as LANGUAGE_DOCUMENT
 from app.contracts.v3.openapi import PART as V3_DOCUMENT
-from app.db.engine import driver_dsn, resolve_database_url
 from app.db.migrations import head_revision
 from app.db.replica import PrimaryReadsMiddleware
 from app.events.relay import Relay
@@ -141,12 +140,11 @@ def start_relay(services: Services, settings: Settings) -> asyncio.Task[None] | 
     """The change feed's broker relay, when EVENTS_BROKER_URL names a broker."""
     if settings.events_broker_url is None or not settings.events_broker_url.get_secret_value():
         return None
-    url = settings.database_direct_url or resolve_database_url(settings)
     relay = Relay(
         services.events,
         services.changes,
         settings.events_broker_url.get_secret_value(),
-        driver_dsn(url),
+        services.direct_dsn,
     )
     return asyncio.create_task(relay.run())
 

@@ -49,6 +49,8 @@ class Services:
     idempotency: KeyStore
     events: EventFeed
     changes: ChangeSignal
+    # A session of its own on the primary, never through a pooler (LISTEN, the relay's lock).
+    direct_dsn: str
 
 
 @asynccontextmanager
@@ -67,6 +69,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     keys = ServerKeys(db)
     outbox = Outbox(mailer)
     addresses = AddressChanges(db, settings, outbox, keys)
+    direct_dsn = driver_dsn(settings.database_direct_url or url)
     try:
         yield Services(
             settings=settings,
@@ -85,7 +88,8 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                 settings.idempotency_retention_hours * 3600, settings.idempotency_max_live_keys
             ),
             events=EventFeed(db, settings.events_source, settings.events_retention_days),
-            changes=ChangeSignal(db, driver_dsn(settings.database_direct_url or url)),
+            changes=ChangeSignal(db, direct_dsn),
+            direct_dsn=direct_dsn,
         )
     finally:
         await outbox.flush()
