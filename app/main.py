@@ -22,6 +22,7 @@ from app.contracts.guards import Admission, HostCheck
 from app.contracts.http import JSON
 from app.contracts.jambo import router as customers
 from app.contracts.jambo.openapi import PART as JAMBO_DOCUMENT
+from app.contracts.lane import FastLane
 from app.contracts.loyalty import http as loyalty_http
 from app.contracts.loyalty import router as loyalty
 from app.contracts.loyalty.openapi import PART as LOYALTY_DOCUMENT
@@ -241,6 +242,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, unmatched)
     app.add_exception_handler(RequestValidationError, unmatched)
 
+    # The hot reads by id straight to their handlers, inside everything added below.
+    app.add_middleware(FastLane, router=app.router)
     if settings.cors_allow_origins:
         app.add_middleware(
             CORSMiddleware,

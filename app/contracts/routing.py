@@ -228,7 +228,8 @@ def contract_route(
             if declares_key(self) and call is not None and not hasattr(call, "__jambo_once__"):
                 # After the route's dependencies (its bearer policy among them), before it.
                 self.dependant.call = once(call)
-            handler = _direct_handler(self) or super().get_route_handler()
+            direct = _direct_handler(self)
+            handler = direct or super().get_route_handler()
 
             async def handle(request: Request) -> Response:
                 CURRENT_REQUEST.set(request)
@@ -247,6 +248,8 @@ def contract_route(
                     response = mine or render_problem(request, exc, render)
                 return finish(request, response) if finish is not None else response
 
+            # app/contracts/lane.py calls it for the GETs the router would bring here.
+            self.lane_handler = handle if direct is not None else None
             return handle
 
     return ContractRoute
