@@ -568,6 +568,17 @@ async def test_page_size_default_cap_and_last_page(client: httpx.AsyncClient) ->
             },
         ),
         ({"client_birthday": "2020-13-01"}, {"client_birthday": [DATE]}),
+        ({"client_birthday": "2021-02-29"}, {"client_birthday": [DATE]}),
+        ({"client_birthday": "0000-01-01"}, {"client_birthday": [DATE]}),
+        ({"client_birthday": "1982-11-1x"}, {"client_birthday": [DATE]}),
+        (
+            {"discount": "12345678901234567.1"},
+            {
+                "discount": [
+                    "Ensure that there are no more than 16 digits before the decimal point."
+                ]
+            },
+        ),
         ({"client_birthday": "2/30/2000"}, {"client_birthday": [DATE]}),
         ({"client_birthday": "17/11/1982"}, {"client_birthday": [DATE]}),
         ({"client_birthday": 1982}, {"client_birthday": [DATE]}),
@@ -626,6 +637,10 @@ async def test_non_object_bodies(client: httpx.AsyncClient, db, body: Any, kind:
         ("11/17/1982", "1982-11-17"),
         ("1/2/1982", "1982-01-02"),
         ("1982-11-17T00:00:00", "1982-11-17"),
+        # beside the common YYYY-MM-DD (a faster parser), the spellings it refuses
+        (" 1982-11-17 ", "1982-11-17"),
+        ("1982-1-7", "1982-01-07"),
+        ("\u0661\u0669\u0668\u0662-\u0661\u0661-\u0661\u0667", "1982-11-17"),
     ],
 )
 async def test_date_formats(client: httpx.AsyncClient, given: str, birthday: str) -> None:
@@ -646,6 +661,11 @@ async def test_date_formats(client: httpx.AsyncClient, given: str, birthday: str
         (" 0.0001 ", "0.0001"),
         ("1e2", "100.00"),
         (None, None),
+        # at the bounds of the plain spelling (a faster path) and just past its shape
+        ("1234567890123456.1234", "1234567890123456.1234"),
+        ("-0.0001", "-0.0001"),
+        ("0000000000000000000012", "12.00"),
+        ("+7", "7.00"),
     ],
 )
 async def test_discount_renders_two_decimals_at_least(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,8 +42,11 @@ TAKEN_MSG = "loyalty member with this loyalty_id already exists."
 _TRUE = {"t", "y", "yes", "true", "on", "1"}
 _FALSE = {"f", "n", "no", "false", "off", "0"}
 _NULL = {"", "null", "none"}
+_ABSENT = object()
 _ISO = re.compile(r"(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?(?:[T ]00:00(?::00(?:\.0+)?)?(?:Z)?)?")
 _US = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
+# A discount no bound can refuse: at most 16 whole digits and 4 places, ASCII, no spaces.
+_PLAIN_DECIMAL = re.compile(r"-?[0-9]{1,16}(?:\.[0-9]{1,4})?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,15 +72,16 @@ def expected_dict(value: object) -> dict[str, list[str]]:
 
 
 def _string(value: object, field: str, *, blank_ok: bool) -> str:
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):  # noqa: UP038 - faster
         raise FieldError(STRING_MSG)
     text = str(value).strip()
     if "\x00" in text:
         raise FieldError(NUL_MSG)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate from a \ud800 escape
-        raise FieldError(STRING_MSG) from None
+    if not text.isascii():  # (ASCII cannot hold a surrogate: the usual case skips the encode)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate from a \ud800 escape
+            raise FieldError(STRING_MSG) from None
     if not text and not blank_ok:
         raise FieldError(BLANK_MSG)
     limit = MAX_LENGTH[field]
@@ -88,6 +92,8 @@ def _string(value: object, field: str, *, blank_ok: bool) -> str:
 
 def parse_decimal(value: object) -> decimal.Decimal:
     """A discount: numeric(20,4); strings and JSON numbers both accepted."""
+    if type(value) is str and _PLAIN_DECIMAL.fullmatch(value):
+        return decimal.Decimal(value)  # within every bound below: nothing to check
     if isinstance(value, bool) or not isinstance(value, str | int | float | decimal.Decimal):
         raise FieldError(NUMBER_MSG)
     text = str(value).strip()
@@ -120,6 +126,13 @@ def parse_date(value: object) -> dt.date:
     if not isinstance(value, str):
         raise FieldError(DATE_MSG)
     text = value.strip()
+    if len(text) == 10 and text[4] == "-" and text[7] == "-":
+        # YYYY-MM-DD, the usual spelling: the C parser, ~4x faster than the patterns below
+        # (what it refuses, such as non-ASCII digits, still goes through them).
+        try:
+            return dt.date.fromisoformat(text)
+        except ValueError:
+            pass
     try:
         if m := _ISO.fullmatch(text):
             year, month, day = int(m[1]), int(m[2] or 1), int(m[3] or 1)
@@ -149,20 +162,22 @@ def parse_boolean(value: object) -> bool | None:
     raise FieldError(BOOLEAN_MSG)
 
 
-def _clean(field: str, value: object) -> object:
-    if field == "loyalty_id":
-        return _string(value, field, blank_ok=False)
-    if field == "client_name":
-        return _string(value, field, blank_ok=False)
-    if field == "cardno":
-        return _string(value, field, blank_ok=True) or None
-    if field == "discount":
-        if isinstance(value, str) and not value.strip():
-            return None
-        return parse_decimal(value)
-    if field == "client_birthday":
-        return parse_date(value)
-    return parse_boolean(value)
+def _discount(value: object) -> decimal.Decimal | None:
+    if isinstance(value, str) and not value.strip():
+        return None
+    return parse_decimal(value)
+
+
+# Each field's cleaner (a dict look-up, not a chain of comparisons: it runs per field of
+# every item of a bulk upload).
+_CLEAN: dict[str, Callable[[object], object]] = {
+    "loyalty_id": lambda value: _string(value, "loyalty_id", blank_ok=False),
+    "cardno": lambda value: _string(value, "cardno", blank_ok=True) or None,
+    "discount": _discount,
+    "client_name": lambda value: _string(value, "client_name", blank_ok=False),
+    "client_birthday": parse_date,
+    "is_male": parse_boolean,
+}
 
 
 def parse_item(
@@ -178,7 +193,8 @@ def parse_item(
     values: dict[str, Any] = {}
     errors: dict[str, list[str]] = {}
     for field in FIELDS:
-        if field not in raw:
+        value = raw.get(field, _ABSENT)
+        if value is _ABSENT:
             if partial:
                 continue
             if field in REQUIRED:
@@ -186,7 +202,6 @@ def parse_item(
             else:
                 values[field] = None
             continue
-        value = raw[field]
         if value is None:
             if field in REQUIRED:
                 errors[field] = [NULL_MSG]
@@ -194,7 +209,7 @@ def parse_item(
                 values[field] = None
             continue
         try:
-            values[field] = _clean(field, value)
+            values[field] = _CLEAN[field](value)
         except FieldError as exc:
             errors[field] = [exc.message]
     return ({}, errors) if errors else (values, {})
