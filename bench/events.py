@@ -46,8 +46,8 @@ import psutil
 
 from app.auth.tokens import STAFF_SCOPES, mint_token
 from app.config import Settings
-from app.db.engine import embedded_database_url
-from bench.fresh import database_url, plain
+from app.db.engine import driver_dsn, embedded_database_url
+from bench.fresh import url_of_database
 from bench.run import (
     SECRET,
     ensure_wrk,
@@ -72,7 +72,7 @@ SOURCE = f"/jambo-bench-{uuid.uuid4().hex[:8]}"  # tells our events from other p
 
 
 async def sql(url: str, statement: str, *args: Any) -> Any:
-    conn = await asyncpg.connect(plain(url))
+    conn = await asyncpg.connect(driver_dsn(url))
     try:
         return await conn.fetchval(statement, *args)
     finally:
@@ -83,7 +83,7 @@ def fresh_database(base: str, name: str, tree: Path, customers: int) -> str:
     """A new database migrated by `tree`'s own code (and seeded by it)."""
     asyncio.run(sql(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     asyncio.run(sql(base, f'CREATE DATABASE "{name}"'))
-    url = database_url(base, name)
+    url = url_of_database(base, name)
     env = {**os.environ, "DATABASE_URL": url, "JWT_SECRET": SECRET}
     commands = (
         [["migrate"], ["seed", "--customers", str(customers)]] if customers else [["migrate"]]

@@ -22,9 +22,9 @@ from typing import Any
 
 import asyncpg
 
-from app.db.engine import embedded_database_url
+from app.db.engine import driver_dsn, embedded_database_url
 from app.events.feed import EventFeed
-from bench.fresh import drop_database, fresh_database, plain
+from bench.fresh import drop_database, fresh_database
 
 NAME = "jambo_feed_trial"
 LINE = (
@@ -65,7 +65,7 @@ def feed_class(path: str | None) -> Any:
 
 async def main(args: argparse.Namespace) -> None:
     base = os.environ.get("BENCH_DATABASE_URL") or embedded_database_url(".data", "postgres")
-    dsn = plain(await fresh_database(base, NAME))
+    dsn = driver_dsn(await fresh_database(base, NAME))
     pool = await asyncpg.create_pool(dsn, min_size=2, max_size=8)
     feed = feed_class(args.feed)
     committed: set[int] = set()

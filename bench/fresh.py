@@ -1,4 +1,5 @@
-"""A throw-away database for a benchmark: dropped if there, created, migrated, seeded."""
+"""A throw-away database for a benchmark: dropped if there, created, migrated, seeded (the
+tests' own helpers for the first two)."""
 
 from __future__ import annotations
 
@@ -7,32 +8,11 @@ import asyncio
 import asyncpg
 
 from app.cli import migrate_to_head
+from app.db.engine import driver_dsn
 from app.seed import seed_database
+from tests.conftest import create_database, drop_database, url_of_database
 
-
-def plain(url: str) -> str:
-    """asyncpg's form of a SQLAlchemy URL."""
-    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
-
-
-def database_url(base: str, name: str) -> str:
-    """The URL of database `name` on `base`'s server (its query string kept)."""
-    head, _, tail = base.partition("?")
-    return head.rsplit("/", 1)[0] + f"/{name}" + (f"?{tail}" if tail else "")
-
-
-async def _on_server(base: str, *statements: str) -> None:
-    conn = await asyncpg.connect(plain(base))
-    try:
-        for statement in statements:
-            await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
-async def drop_database(base: str, name: str) -> None:
-    """Drop database `name` on `base`'s server, if it is there (its sessions closed)."""
-    await _on_server(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+__all__ = ["drop_database", "fresh_database", "url_of_database"]
 
 
 async def fresh_database(
@@ -40,15 +20,13 @@ async def fresh_database(
 ) -> str:
     """A new database `name` on `base`'s server, at the newest revision, with `customers`
     and loyalty `members` seeded (then ANALYZEd when asked); returns its URL."""
-    await _on_server(
-        base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"'
-    )
-    url = database_url(base, name)
+    await drop_database(base, name)
+    url = await create_database(base, name)
     await asyncio.to_thread(migrate_to_head, url)
     if customers or members:
         await seed_database(url, customers, members)
     if analyze:
-        conn = await asyncpg.connect(plain(url))
+        conn = await asyncpg.connect(driver_dsn(url))
         try:
             await conn.execute("ANALYZE")
         finally:

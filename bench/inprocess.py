@@ -28,7 +28,7 @@ import orjson
 
 from app.auth.tokens import STAFF_SCOPES, mint_token
 from app.config import Settings
-from app.db.engine import embedded_database_url
+from app.db.engine import driver_dsn, embedded_database_url
 from app.main import create_app
 from bench.fresh import fresh_database
 
@@ -124,7 +124,7 @@ async def main(requests: int, profile: str | None) -> None:
     url = await fresh_database(base, NAME, 2000)
     settings = Settings(database_url=url, jwt_secret=SECRET, log_level="WARNING", _env_file=None)  # type: ignore[call-arg]
     token = mint_token(settings, "bench", "staff", STAFF_SCOPES, 3600)
-    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    conn = await asyncpg.connect(driver_dsn(url))
     from app.ids import render_ulid
 
     ids = [render_ulid(r["id"]) for r in await conn.fetch("SELECT id FROM customers LIMIT 500")]

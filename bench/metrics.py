@@ -32,9 +32,9 @@ import httpx
 
 from app.auth.tokens import STAFF_SCOPES, mint_token
 from app.config import Settings
-from app.db.engine import embedded_database_url
+from app.db.engine import driver_dsn, embedded_database_url
 from app.ids import render_ulid
-from bench.fresh import drop_database, fresh_database, plain
+from bench.fresh import drop_database, fresh_database
 
 SECRET = "bench-secret-" + "b" * 40
 NAME = "jambo_bench_metrics"
@@ -50,7 +50,7 @@ async def child(url: str, requests: int) -> dict[str, float]:
 
     settings = Settings(database_url=url, jwt_secret=SECRET, log_level="WARNING", _env_file=None)  # type: ignore[call-arg]
     auth = {"Authorization": f"Bearer {mint_token(settings, 'bench', 'staff', STAFF_SCOPES, 3600)}"}
-    conn = await asyncpg.connect(plain(url))
+    conn = await asyncpg.connect(driver_dsn(url))
     try:
         rows = await conn.fetch("SELECT id FROM customers ORDER BY random() LIMIT $1", requests)
     finally:

@@ -19,7 +19,7 @@ import httpx
 
 from app.auth.tokens import STAFF_SCOPES, mint_token
 from app.config import Settings
-from app.db.engine import embedded_database_url
+from app.db.engine import driver_dsn, embedded_database_url
 from app.main import create_app
 from bench.fresh import fresh_database
 
@@ -66,7 +66,7 @@ async def main(requests: int) -> None:
                 if n < 0:
                     for kind in samples:
                         samples[kind].clear()
-    conn = await asyncpg.connect(base.replace("postgresql+asyncpg://", "postgresql://", 1))
+    conn = await asyncpg.connect(driver_dsn(base))
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{NAME}" WITH (FORCE)')
     finally:

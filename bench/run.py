@@ -9,6 +9,8 @@ service and floor alternating batch by batch).
 
 import argparse
 import asyncio
+import datetime as dt
+import decimal
 import json
 import os
 import shutil
@@ -31,7 +33,7 @@ import psutil
 
 from app.auth.tokens import STAFF_SCOPES, mint_token
 from app.config import Settings
-from app.db.engine import embedded_database_url
+from app.db.engine import driver_dsn, embedded_database_url
 from app.ids import render_ulid
 from bench.fresh import fresh_database
 
@@ -227,7 +229,7 @@ def ensure_wrk() -> None:
 
 
 async def sample_customers(url: str, count: int) -> list[str]:
-    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    conn = await asyncpg.connect(driver_dsn(url))
     try:
         rows = await conn.fetch("SELECT id FROM customers TABLESAMPLE SYSTEM (5) LIMIT $1", count)
         if len(rows) < count:
@@ -267,13 +269,10 @@ async def bulk_pairs(
     """Seconds per batch of the service (a POST of new members over HTTP) and of the floor
     (the same JSON parsed in-process, then one array upsert), alternating batch by batch,
     so that both meet the same moments of a shared machine (a checkpoint, another process)."""
-    import datetime as dt
-    import decimal
-
     headers = {"Authorization": f"Bearer {token}"}
     service: list[float] = []
     floor: list[float] = []
-    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    conn = await asyncpg.connect(driver_dsn(url))
     try:
         async with httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{SERVICE_PORT}", timeout=60
@@ -351,7 +350,7 @@ def main() -> None:
         "JWT_SECRET": SECRET,
         "LOG_LEVEL": "WARNING",
         "RUN_MIGRATIONS": "0",
-        "FLOOR_DSN": url.replace("postgresql+asyncpg://", "postgresql://", 1),
+        "FLOOR_DSN": driver_dsn(url),
     }
     logs = Path(tempfile.mkdtemp(prefix="jambo-bench-"))
     py = sys.executable

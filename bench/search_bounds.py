@@ -27,10 +27,10 @@ import httpx
 
 from app.auth.tokens import STAFF_SCOPES, mint_token
 from app.config import Settings
-from app.db.engine import embedded_database_url
+from app.db.engine import driver_dsn, embedded_database_url
 from app.db.migrations import alembic_config
 from app.seed import seed_database
-from bench.fresh import database_url, plain
+from bench.fresh import url_of_database
 
 NAME = "jambo_bounds"
 RUNS = 5
@@ -38,7 +38,7 @@ RUNS = 5
 
 async def prepare(base: str, rows: int, keep: bool) -> str:
     """The bench database, seeded (kept from an earlier run with --keep)."""
-    conn = await asyncpg.connect(plain(base))
+    conn = await asyncpg.connect(driver_dsn(base))
     try:
         exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", NAME)
         if exists and not keep:
@@ -47,11 +47,11 @@ async def prepare(base: str, rows: int, keep: bool) -> str:
             await conn.execute(f'CREATE DATABASE "{NAME}"')
     finally:
         await conn.close()
-    url = database_url(base, NAME)
+    url = url_of_database(base, NAME)
     from alembic import command
 
     await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
-    conn = await asyncpg.connect(plain(url))
+    conn = await asyncpg.connect(driver_dsn(url))
     try:
         have = await conn.fetchval("SELECT count(*) FROM loyalty_members")
         await conn.execute(f'ALTER DATABASE "{NAME}" SET plan_cache_mode = force_generic_plan')
@@ -145,7 +145,7 @@ UNBOUNDED = (
 
 async def unbounded(url: str, length: int) -> dict[str, Any]:
     """One run of the unbounded search with a `length`-character term (60 s at most)."""
-    conn = await asyncpg.connect(plain(url), server_settings={"statement_timeout": "60000"})
+    conn = await asyncpg.connect(driver_dsn(url), server_settings={"statement_timeout": "60000"})
     try:
         term = "%" + "a" * (length - 1) + "b%"
         statement = await conn.prepare(UNBOUNDED)

@@ -49,6 +49,13 @@ def server_url() -> str:
     )
 
 
+def url_of_database(base_url: str, name: str) -> str:
+    """The URL of database `name` on `base_url`'s server (its query string kept)."""
+    head, _, tail = base_url.partition("?")
+    prefix = head.rsplit("/", 1)[0]
+    return f"{prefix}/{name}" + (f"?{tail}" if tail else "")
+
+
 async def create_database(base_url: str, name: str) -> str:
     """A new empty database on the same server as `base_url`; returns its asyncpg URL."""
     conn = await asyncpg.connect(_plain(base_url))
@@ -56,9 +63,7 @@ async def create_database(base_url: str, name: str) -> str:
         await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
-    head, _, tail = base_url.partition("?")
-    prefix = head.rsplit("/", 1)[0]
-    return f"{prefix}/{name}" + (f"?{tail}" if tail else "")
+    return url_of_database(base_url, name)
 
 
 async def drop_database(base_url: str, name: str) -> None:
