@@ -43,10 +43,9 @@ MODES = ("memory", "shared")
 
 async def child(url: str, requests: int) -> dict[str, float]:
     """One process's measurements (metrics where its environment says)."""
-    from app.contracts.guards import Admission, HostCheck
     from app.main import create_app
     from app.metrics import shared_dir
-    from app.middleware import EdgeMiddleware, ForwardedHeaders
+    from tests.conftest import edge_alone
 
     settings = Settings(database_url=url, jwt_secret=SECRET, log_level="WARNING", _env_file=None)  # type: ignore[call-arg]
     auth = {"Authorization": f"Bearer {mint_token(settings, 'bench', 'staff', STAFF_SCOPES, 3600)}"}
@@ -70,13 +69,7 @@ async def child(url: str, requests: int) -> dict[str, float]:
                 per_request.append(time.process_time() - cpu)
                 assert response.status_code == 200, response.text
             block = time.process_time() - block
-    middleware = EdgeMiddleware(
-        app,
-        forwarded=ForwardedHeaders(""),
-        root_path="",
-        hosts=HostCheck(["*"], lambda _path: None),
-        admission=Admission(10, 1024, lambda _path: None),
-    )
+    middleware = edge_alone(app)
     observe = middleware._observe  # the metrics' share of the middleware, nothing else
     calls = 100_000
     seconds = min(

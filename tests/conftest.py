@@ -25,8 +25,10 @@ from jose import jwt
 
 from app.cli import migrate_to_head
 from app.config import Settings
+from app.contracts.guards import Admission, HostCheck
 from app.db.engine import embedded_database_url
 from app.main import create_app
+from app.middleware import EdgeMiddleware, ForwardedHeaders
 
 JWT_SECRET = "test-secret-" + "x" * 40
 ORIGIN = "https://app.example.com"
@@ -72,6 +74,18 @@ async def drop_database(base_url: str, name: str) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
+
+
+def edge_alone(app: Any, trusted_proxies: str = "") -> EdgeMiddleware:
+    """The edge layer by itself around `app`: every Host allowed, ten requests in flight, no
+    contract to render a refusal (for testing or timing the layer without the service)."""
+    return EdgeMiddleware(
+        app,
+        forwarded=ForwardedHeaders(trusted_proxies),
+        root_path="",
+        hosts=HostCheck(["*"], lambda _path: None),
+        admission=Admission(10, 1024, lambda _path: None),
+    )
 
 
 def free_port() -> int:

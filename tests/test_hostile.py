@@ -10,10 +10,8 @@ import pytest
 
 from app.bodies import strip_trailing_commas
 from app.config import Settings
-from app.contracts.guards import Admission, HostCheck
 from app.main import create_app
-from app.middleware import EdgeMiddleware, ForwardedHeaders
-from tests.conftest import JAMBO_CUSTOMER, STAFF, create_customer, customer_auth
+from tests.conftest import JAMBO_CUSTOMER, STAFF, create_customer, customer_auth, edge_alone
 from tests.test_deletion import request_link
 
 ULID = "01HWJ8WH9X8WBK65EMGY9YKPBS"
@@ -174,13 +172,7 @@ async def test_the_client_is_the_rightmost_untrusted_forwarded_for(
         await send({"type": "http.response.start", "status": 204, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
-    middleware = EdgeMiddleware(
-        app,
-        forwarded=ForwardedHeaders("127.0.0.1,10.0.0.0/8"),
-        root_path="",
-        hosts=HostCheck(["*"], lambda _path: None),
-        admission=Admission(10, 1024, lambda _path: None),
-    )
+    middleware = edge_alone(app, "127.0.0.1,10.0.0.0/8")
     transport = httpx.ASGITransport(app=middleware, client=("10.0.0.1", 1234))
     async with httpx.AsyncClient(transport=transport, base_url="http://gw") as c:
         headers = {"X-Forwarded-For": forwarded_for, "X-Forwarded-Host": "a.example, b.example"}

@@ -7,9 +7,8 @@ from typing import Any
 
 import httpx
 
-from app.contracts.guards import Admission, HostCheck
 from app.logs import JsonFormatter
-from app.middleware import EdgeMiddleware, ForwardedHeaders
+from tests.conftest import edge_alone
 
 
 async def test_every_line_logged_while_serving_carries_the_request_id() -> None:
@@ -25,13 +24,7 @@ async def test_every_line_logged_while_serving_carries_the_request_id() -> None:
         await send({"type": "http.response.start", "status": 204, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
-    edge = EdgeMiddleware(
-        endpoint,
-        forwarded=ForwardedHeaders("127.0.0.1"),
-        root_path="",
-        hosts=HostCheck(["*"], lambda _path: None),
-        admission=Admission(10, 1024, lambda _path: None),
-    )
+    edge = edge_alone(endpoint, "127.0.0.1")
     transport = httpx.ASGITransport(app=edge)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
